@@ -1,0 +1,227 @@
+"""Search strategies for tuning, independent of how a trial is run.
+
+A trial is a short LoadGen run; here it is just a callable, so the strategies are pure and
+unit-tested with synthetic oracles. Two searches matter:
+
+* `search_server_qps`: the highest Server target QPS that stays VALID. Bracketing (grow or
+  shrink geometrically until one VALID and one INVALID target are known) then bisection
+  between them. The invariant callers and tests rely on: the returned `best` was tried and
+  VALID, and `ceiling` (the lowest INVALID target tried above it) was tried and INVALID, so
+  the next higher step really fails.
+* `search_knobs`: coordinate descent over discrete backend settings (batch size, threads,
+  graph optimization level) maximising a measured score.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServerTrial:
+    """The outcome of one short Server run at a target QPS."""
+
+    target_qps: float
+    valid: bool
+    p99_latency_ms: float | None = None
+    achieved_qps: float | None = None
+    note: str = ""
+
+
+@dataclass
+class ServerSearchResult:
+    best: ServerTrial | None  # highest VALID target tried; None if nothing was VALID
+    ceiling: ServerTrial | None  # lowest INVALID target above `best`; None if never hit
+    recommended_qps: float | None  # best.target_qps reduced by the safety margin
+    trials: list[ServerTrial] = field(default_factory=list)
+    stopped_by: str = "converged"  # converged | budget | max_trials | floor
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "best": asdict(self.best) if self.best else None,
+            "ceiling": asdict(self.ceiling) if self.ceiling else None,
+            "recommended_qps": self.recommended_qps,
+            "trials": [asdict(t) for t in self.trials],
+            "stopped_by": self.stopped_by,
+        }
+
+
+def search_server_qps(
+    trial: Callable[[float], ServerTrial],
+    start_qps: float,
+    *,
+    growth: float = 1.5,
+    tolerance: float = 0.03,
+    safety_margin: float = 0.05,
+    max_trials: int = 14,
+    budget_s: float | None = None,
+    min_qps: float = 0.01,
+    clock: Callable[[], float] = time.monotonic,
+) -> ServerSearchResult:
+    """Find the highest VALID Server target QPS, starting the bracket at `start_qps`.
+
+    `tolerance` is the relative width (ceiling - best) / best at which bisection stops.
+    `safety_margin` lowers the recommendation below the best VALID target (a 10-minute run
+    sees more tail latency than a short trial).
+    """
+    if start_qps <= 0 or not math.isfinite(start_qps):
+        raise ValueError(f"start_qps must be a positive number, got {start_qps!r}")
+    if growth <= 1.0:
+        raise ValueError("growth must be > 1")
+    if not 0.0 <= safety_margin < 1.0:
+        raise ValueError("safety_margin must be in [0, 1)")
+
+    deadline = None if budget_s is None else clock() + budget_s
+    trials: list[ServerTrial] = []
+    best: ServerTrial | None = None
+    ceiling: ServerTrial | None = None
+
+    def out_of_time() -> str | None:
+        if len(trials) >= max_trials:
+            return "max_trials"
+        if deadline is not None and clock() >= deadline:
+            return "budget"
+        return None
+
+    def run(qps: float) -> ServerTrial:
+        result = trial(qps)
+        trials.append(result)
+        return result
+
+    def finish(stopped_by: str) -> ServerSearchResult:
+        recommended = None if best is None else best.target_qps * (1.0 - safety_margin)
+        return ServerSearchResult(best, ceiling, recommended, trials, stopped_by)
+
+    # Bracketing.
+    first = run(start_qps)
+    if first.valid:
+        best = first
+        qps = start_qps
+        while ceiling is None:
+            if (reason := out_of_time()) is not None:
+                return finish(reason)
+            qps *= growth
+            result = run(qps)
+            if result.valid:
+                best = result
+            else:
+                ceiling = result
+    else:
+        ceiling = first
+        qps = start_qps
+        while best is None:
+            if (reason := out_of_time()) is not None:
+                return finish(reason)
+            qps /= growth
+            if qps < min_qps:
+                return finish("floor")
+            result = run(qps)
+            if result.valid:
+                best = result
+            else:
+                ceiling = result
+
+    # Bisection between best (VALID) and ceiling (INVALID).
+    while (ceiling.target_qps - best.target_qps) / best.target_qps > tolerance:
+        if (reason := out_of_time()) is not None:
+            return finish(reason)
+        mid = (best.target_qps + ceiling.target_qps) / 2.0
+        result = run(mid)
+        if result.valid:
+            best = result
+        else:
+            ceiling = result
+    return finish("converged")
+
+
+@dataclass(frozen=True)
+class KnobTrial:
+    """One measured configuration of backend settings."""
+
+    settings: Mapping[str, Any]
+    score: float  # higher is better (samples/s, or 1/latency)
+    valid: bool = True
+    note: str = ""
+
+
+@dataclass
+class KnobSearchResult:
+    best: KnobTrial | None
+    trials: list[KnobTrial] = field(default_factory=list)
+    stopped_by: str = "converged"
+
+    def as_dict(self) -> dict[str, Any]:
+        def one(t: KnobTrial) -> dict[str, Any]:
+            return {"settings": dict(t.settings), "score": t.score, "valid": t.valid, "note": t.note}
+
+        return {
+            "best": one(self.best) if self.best else None,
+            "trials": [one(t) for t in self.trials],
+            "stopped_by": self.stopped_by,
+        }
+
+
+def search_knobs(
+    measure: Callable[[Mapping[str, Any]], KnobTrial],
+    space: Mapping[str, Sequence[Any]],
+    start: Mapping[str, Any],
+    *,
+    max_trials: int = 16,
+    budget_s: float | None = None,
+    min_gain: float = 0.02,
+    clock: Callable[[], float] = time.monotonic,
+) -> KnobSearchResult:
+    """Coordinate descent: vary one knob at a time around the incumbent, keep improvements.
+
+    A candidate replaces the incumbent only when it is VALID and better by `min_gain`
+    (relative), so measurement noise does not flip the choice. Each configuration is measured
+    at most once. Passes over all knobs repeat until a pass changes nothing.
+    """
+    for name, values in space.items():
+        if not values:
+            raise ValueError(f"knob {name!r} has no candidate values")
+    deadline = None if budget_s is None else clock() + budget_s
+    seen: dict[tuple[tuple[str, Any], ...], KnobTrial] = {}
+    trials: list[KnobTrial] = []
+
+    def key(settings: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+        return tuple(sorted(settings.items()))
+
+    def stop() -> str | None:
+        if len(trials) >= max_trials:
+            return "max_trials"
+        if deadline is not None and clock() >= deadline:
+            return "budget"
+        return None
+
+    def measured(settings: Mapping[str, Any]) -> KnobTrial:
+        k = key(settings)
+        if k not in seen:
+            result = measure(dict(settings))
+            seen[k] = result
+            trials.append(result)
+        return seen[k]
+
+    incumbent = measured(dict(start))
+    best = incumbent if incumbent.valid else None
+    changed = True
+    while changed:
+        changed = False
+        for name, values in space.items():
+            for value in values:
+                current = best.settings if best else start
+                if current.get(name) == value:
+                    continue
+                if (reason := stop()) is not None:
+                    return KnobSearchResult(best, trials, reason)
+                candidate = measured({**current, name: value})
+                if not candidate.valid:
+                    continue
+                if best is None or candidate.score > best.score * (1.0 + min_gain):
+                    best = candidate
+                    changed = True
+    return KnobSearchResult(best, trials, "converged")

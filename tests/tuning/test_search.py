@@ -1,0 +1,79 @@
+"""Pure tests of the tuning searches against synthetic oracles."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from fleet.harness.tuning.search import KnobTrial, ServerTrial, search_knobs, search_server_qps
+
+
+def threshold_oracle(limit: float, calls: list[float]):
+    def trial(qps: float) -> ServerTrial:
+        calls.append(qps)
+        return ServerTrial(target_qps=qps, valid=qps <= limit)
+
+    return trial
+
+
+@pytest.mark.parametrize("start", [1.0, 37.0, 80.0, 400.0])
+def test_server_search_brackets_the_limit(start: float) -> None:
+    calls: list[float] = []
+    result = search_server_qps(threshold_oracle(80.0, calls), start, tolerance=0.02, max_trials=30)
+    assert result.stopped_by == "converged"
+    assert result.best is not None and result.best.valid
+    assert result.ceiling is not None and not result.ceiling.valid
+    assert result.best.target_qps <= 80.0 < result.ceiling.target_qps
+    assert (result.ceiling.target_qps - result.best.target_qps) / result.best.target_qps <= 0.02
+    # Both ends of the bracket were really tried.
+    assert result.best.target_qps in calls and result.ceiling.target_qps in calls
+    assert result.recommended_qps == pytest.approx(result.best.target_qps * 0.95)
+
+
+def test_server_search_respects_max_trials_and_keeps_best_valid() -> None:
+    calls: list[float] = []
+    result = search_server_qps(threshold_oracle(1000.0, calls), 1.0, max_trials=4)
+    assert result.stopped_by == "max_trials"
+    assert len(calls) == 4
+    assert result.best is not None and result.best.valid and result.ceiling is None
+
+
+def test_server_search_gives_up_below_floor() -> None:
+    result = search_server_qps(lambda q: ServerTrial(q, False), 1.0, min_qps=0.1, max_trials=50)
+    assert result.best is None and result.recommended_qps is None
+    assert result.stopped_by == "floor"
+
+
+def test_server_search_budget_uses_clock() -> None:
+    ticks = itertools.count()
+    result = search_server_qps(
+        lambda q: ServerTrial(q, True), 1.0, budget_s=3, clock=lambda: float(next(ticks))
+    )
+    assert result.stopped_by == "budget"
+
+
+def test_server_search_rejects_bad_start() -> None:
+    with pytest.raises(ValueError):
+        search_server_qps(lambda q: ServerTrial(q, True), 0.0)
+
+
+def test_knob_search_finds_the_peak_and_ignores_noise() -> None:
+    def measure(settings):
+        score = 100 - (settings["batch"] - 8) ** 2 - 3 * abs(settings["threads"] - 2)
+        return KnobTrial(settings, float(score))
+
+    result = search_knobs(
+        measure, {"batch": [1, 2, 4, 8, 16, 32], "threads": [1, 2]}, {"batch": 1, "threads": 1}, max_trials=30
+    )
+    assert result.best is not None
+    assert dict(result.best.settings) == {"batch": 8, "threads": 2}
+    assert len({tuple(sorted(t.settings.items())) for t in result.trials}) == len(result.trials)
+
+
+def test_knob_search_skips_invalid_candidates() -> None:
+    def measure(settings):
+        return KnobTrial(settings, float(settings["batch"]), valid=settings["batch"] <= 4)
+
+    result = search_knobs(measure, {"batch": [1, 2, 4, 8]}, {"batch": 1})
+    assert result.best is not None and result.best.settings["batch"] == 4
