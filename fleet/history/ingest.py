@@ -1,0 +1,188 @@
+"""Turn a run directory (`runs/<run>/raw/<host>/manifest.json` + `node.json`) into history rows.
+
+Reads only the contract files (docs/contracts.md), so any `fleet run` or sweep can be ingested,
+today's or last year's. Jobs that were planned but left no manifest entry (a node that never
+came up, a harness that died) can be passed in as `missing` so the history records that they
+broke instead of silently thinning the series.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fleet.harness.rules.v3_1 import TASK_TO_MODEL, model_for_task
+from fleet.history.store import HistoryError, ResultRow, RunRecord
+
+
+@dataclass(frozen=True)
+class MissingJob:
+    """A planned (host, task, scenario, mode) that produced no manifest entry, and why."""
+
+    host: str
+    task: str
+    scenario: str
+    mode: str
+    error: str
+
+
+def iso_utc(value: str | datetime) -> str:
+    """One timestamp spelling for the whole store, so text comparison orders by time."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def accuracy_target(task: str) -> float | None:
+    """The first accuracy metric's v3.1 threshold, the one the manifest's `accuracy` reports."""
+    if task not in TASK_TO_MODEL:
+        return None
+    return model_for_task(task).accuracy[0].threshold
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise HistoryError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise HistoryError(f"{path} is not a JSON object")
+    return data
+
+
+@dataclass(frozen=True)
+class _Host:
+    host: str
+    system: str
+    category: str | None
+    facts: str
+    facts_digest: str
+    versions: str
+    versions_digest: str
+
+
+def _host_context(host_dir: Path, manifest: dict[str, Any]) -> _Host:
+    node = _read_json(host_dir / "node.json")
+    facts = manifest.get("host") or node.get("facts") or {}
+    versions = manifest.get("versions") or {}
+    host = node.get("inventory_hostname") or host_dir.name
+    return _Host(
+        host=host,
+        system=node.get("system_name") or host,
+        category=node.get("category"),
+        facts=json.dumps(facts, sort_keys=True),
+        facts_digest=digest(facts),
+        versions=json.dumps(versions, sort_keys=True),
+        versions_digest=digest(versions),
+    )
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _entry_row(run_id: str, ctx: _Host, entry: dict[str, Any], latencies: dict[str, float]) -> ResultRow:
+    try:
+        task, scenario, mode = entry["task"], entry["scenario"], entry["mode"]
+        started = iso_utc(entry["started"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HistoryError(f"manifest entry of {ctx.host} lacks task/scenario/mode/started: {exc}") from None
+    return ResultRow(
+        run_id=run_id,
+        time=started,
+        host=ctx.host,
+        system=ctx.system,
+        category=ctx.category,
+        host_digest=ctx.facts_digest,
+        host_facts=ctx.facts,
+        task=task,
+        scenario=scenario,
+        mode=mode,
+        profile=entry.get("profile"),
+        backend=entry.get("backend"),
+        execution_provider=entry.get("execution_provider"),
+        outcome=entry.get("outcome") or "failed",
+        error=entry.get("error"),
+        metric=entry.get("result_unit"),
+        value=_float(entry.get("result")),
+        validity=entry.get("result_validity"),
+        accuracy=_float(entry.get("accuracy")),
+        accuracy_target=accuracy_target(task),
+        verify=entry.get("verify"),
+        lat_mean_ms=latencies.get("mean"),
+        lat_p50_ms=latencies.get("p50"),
+        lat_p90_ms=latencies.get("p90"),
+        lat_p95_ms=latencies.get("p95"),
+        lat_p97_ms=latencies.get("p97"),
+        lat_p99_ms=latencies.get("p99"),
+        lat_p999_ms=latencies.get("p99.9"),
+        versions=ctx.versions,
+        versions_digest=ctx.versions_digest,
+        synthetic=bool(entry.get("synthetic")),
+        duration_s=_float(entry.get("duration_s")),
+    )
+
+
+def _missing_row(run_id: str, ctx: _Host, job: MissingJob, when: str) -> ResultRow:
+    return ResultRow(
+        run_id=run_id, time=when, host=ctx.host, system=ctx.system, category=ctx.category,
+        host_digest=ctx.facts_digest, host_facts=ctx.facts, task=job.task, scenario=job.scenario,
+        mode=job.mode, profile=None, backend=None, execution_provider=None, outcome="missing",
+        error=job.error, metric=None, value=None, validity=None, accuracy=None,
+        accuracy_target=accuracy_target(job.task), verify=None, lat_mean_ms=None, lat_p50_ms=None,
+        lat_p90_ms=None, lat_p95_ms=None, lat_p97_ms=None, lat_p99_ms=None, lat_p999_ms=None,
+        versions=ctx.versions, versions_digest=ctx.versions_digest, synthetic=False, duration_s=None,
+    )  # fmt: skip
+
+
+def read_run(
+    run_dir: Path,
+    *,
+    missing: Iterable[MissingJob] = (),
+    kind: str = "run",
+    matrix: str | None = None,
+    threshold: float | None = None,
+    baseline_runs: int | None = None,
+    now: datetime | None = None,
+) -> tuple[RunRecord, list[ResultRow]]:
+    """Everything one run directory holds, as a run record and its rows (nothing is written)."""
+    run_dir = Path(run_dir)
+    raw = run_dir / "raw"
+    if not run_dir.is_dir():
+        raise HistoryError(f"run directory {run_dir} does not exist")
+    run_id = run_dir.name
+    rows: list[ResultRow] = []
+    contexts: dict[str, _Host] = {}
+    host_dirs = sorted(p for p in raw.iterdir() if p.is_dir()) if raw.is_dir() else []
+    for host_dir in host_dirs:
+        manifest = _read_json(host_dir / "manifest.json")
+        ctx = _host_context(host_dir, manifest)
+        contexts[ctx.host] = ctx
+        for entry in manifest.get("runs") or []:
+            rows.append(_entry_row(run_id, ctx, entry, {}))
+    stamp = iso_utc(now or datetime.now(timezone.utc))
+    started = min((r.time for r in rows), default=stamp)
+    have = {(r.host, r.task, r.scenario, r.mode) for r in rows}
+    for job in missing:
+        if (job.host, job.task, job.scenario, job.mode) in have:
+            continue
+        ctx = contexts.get(job.host) or _host_context(raw / job.host, {})
+        rows.append(_missing_row(run_id, ctx, job, started))
+        have.add((job.host, job.task, job.scenario, job.mode))
+    record = RunRecord(
+        run_id=run_id, started=started, ingested=stamp, kind=kind, matrix=matrix,
+        threshold=threshold, baseline_runs=baseline_runs,
+    )  # fmt: skip
+    return record, rows
