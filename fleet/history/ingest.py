@@ -29,6 +29,8 @@ class MissingJob:
     scenario: str
     mode: str
     error: str
+    system: str | None = None  # from the plan, for a node that never wrote node.json
+    category: str | None = None
 
 
 def iso_utc(value: str | datetime) -> str:
@@ -73,15 +75,15 @@ class _Host:
     versions_digest: str
 
 
-def _host_context(host_dir: Path, manifest: dict[str, Any]) -> _Host:
+def _host_context(host_dir: Path, manifest: dict[str, Any], job: MissingJob | None = None) -> _Host:
     node = _read_json(host_dir / "node.json")
     facts = manifest.get("host") or node.get("facts") or {}
     versions = manifest.get("versions") or {}
     host = node.get("inventory_hostname") or host_dir.name
     return _Host(
         host=host,
-        system=node.get("system_name") or host,
-        category=node.get("category"),
+        system=node.get("system_name") or (job and job.system) or host,
+        category=node.get("category") or (job and job.category),
         facts=json.dumps(facts, sort_keys=True),
         facts_digest=digest(facts),
         versions=json.dumps(versions, sort_keys=True),
@@ -178,7 +180,7 @@ def read_run(
     for job in missing:
         if (job.host, job.task, job.scenario, job.mode) in have:
             continue
-        ctx = contexts.get(job.host) or _host_context(raw / job.host, {})
+        ctx = contexts.get(job.host) or _host_context(raw / job.host, {}, job)
         rows.append(_missing_row(run_id, ctx, job, started))
         have.add((job.host, job.task, job.scenario, job.mode))
     record = RunRecord(
