@@ -1,0 +1,124 @@
+"""Command-line options -> validated, serialisable run settings.
+
+The settings are stored in run.json so that `fleet run --resume` redoes a run exactly as it
+was asked for, without the user repeating any option.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from fleet.errors import ConfigError
+from fleet.harness.rules import v3_1 as rules
+
+PROFILES = ("smoke", "submission")
+SYNTHETIC_VARIANTS = ("small", "full")
+
+
+def default_cache_dir() -> Path:
+    """Where wheelhouses live on the controller (shared by all runs)."""
+    base = os.environ.get("FLEET_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mlperf-fleet"
+    )
+    return Path(base)
+
+
+def default_inventory() -> Path:
+    """The embedded localhost inventory (in the source tree, or installed beside the package)."""
+    from fleet.resources import resource_dir
+
+    return resource_dir("inventory") / "localhost.ini"
+
+
+@dataclass
+class RunSettings:
+    """Everything a run was asked to do; stored in run.json."""
+
+    inventory: str
+    tasks: list[str]
+    scenarios: list[str] = field(default_factory=list)  # empty: the category's required ones
+    modes: list[str] = field(default_factory=list)  # empty: the profile's defaults
+    profile: str = "smoke"
+    submitter: str = "MLPerfFleet"
+    runs_dir: str = "runs"
+    artifacts: str | None = None
+    synthetic: bool = False
+    synthetic_variant: str = "full"
+    synthetic_samples: int | None = None
+    limit: list[str] = field(default_factory=list)
+    cache_dir: str = ""
+    bench_timeout_s: int = 0  # 0: from the profile
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def uses_synthetic(self) -> bool:
+        return self.synthetic or not self.artifacts
+
+    def modes_for(self, task: str) -> list[str]:
+        """Explicit --modes, else smoke: performance + accuracy; submission: + compliance."""
+        if self.modes:
+            return list(self.modes)
+        base = ["performance", "accuracy"]
+        if self.profile == "submission":
+            base += list(rules.model_for_task(task).compliance_tests)
+        return base
+
+    def job_timeout_s(self) -> int:
+        """Upper bound for one harness run of one scenario (the async limit on the node)."""
+        if self.bench_timeout_s:
+            return self.bench_timeout_s
+        return 1800 if self.profile == "smoke" else 6 * 3600
+
+
+def validate(settings: RunSettings) -> RunSettings:
+    """Refuse impossible settings before anything runs; normalise the rest."""
+    if not settings.tasks:
+        raise ConfigError("no --task given")
+    for task in settings.tasks:
+        if task not in rules.TASK_TO_MODEL:
+            raise ConfigError(f"unknown task {task!r}; choose from {', '.join(rules.TASK_TO_MODEL)}")
+    for scen in settings.scenarios:
+        if scen not in rules.SCENARIOS:
+            raise ConfigError(f"unknown scenario {scen!r}; choose from {', '.join(rules.SCENARIOS)}")
+    for mode in settings.modes:
+        if mode not in rules.MODES:
+            raise ConfigError(f"unknown mode {mode!r}; choose from {', '.join(rules.MODES)}")
+    if settings.profile not in PROFILES:
+        raise ConfigError(f"unknown profile {settings.profile!r}; choose from {', '.join(PROFILES)}")
+    if settings.synthetic_variant not in SYNTHETIC_VARIANTS:
+        raise ConfigError(f"--synthetic-variant must be one of {', '.join(SYNTHETIC_VARIANTS)}")
+    if settings.synthetic_samples is not None and settings.synthetic_samples <= 0:
+        raise ConfigError("--synthetic-samples must be positive")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", settings.submitter):
+        raise ConfigError(f"--submitter {settings.submitter!r}: use letters, digits, '.', '_' or '-'")
+    if settings.artifacts and not settings.synthetic:
+        art = Path(settings.artifacts).expanduser()
+        if not art.is_dir():
+            raise ConfigError(f"--artifacts {art} is not a directory")
+        settings.artifacts = str(art.resolve())
+    settings.scenarios = _dedup(settings.scenarios)
+    settings.modes = _dedup(settings.modes)
+    settings.tasks = _dedup(settings.tasks)
+    settings.inventory = str(Path(settings.inventory).expanduser().resolve())
+    settings.runs_dir = str(Path(settings.runs_dir).expanduser().resolve())
+    settings.cache_dir = (
+        str(Path(settings.cache_dir).expanduser().resolve())
+        if settings.cache_dir
+        else str(default_cache_dir())
+    )
+    return settings
+
+
+def _dedup(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))

@@ -1,0 +1,138 @@
+"""run.json: the plan and every job's outcome, rewritten atomically as the run goes.
+
+It is the resume point: `fleet run --resume` reloads it and redoes only jobs whose status is
+not `ok`. Nodes carry what the controller learnt about them (facts, resolved work dir).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fleet.errors import RunStateError
+
+RUNSTATE_VERSION = 1
+PENDING, RUNNING, OK, FAILED = "pending", "running", "ok", "failed"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class JobState:
+    id: str
+    host: str
+    task: str
+    scenario: str
+    modes: list[str]
+    status: str = PENDING
+    stage: str = ""  # the stage that failed it (provision, deploy, assets, bench, collect)
+    error: str | None = None
+    validity: str | None = None  # performance run's result_validity
+    result: float | None = None
+    result_unit: str | None = None
+    accuracy: float | None = None
+    verify: dict[str, str] = field(default_factory=dict)  # TESTxx -> TEST PASS / TEST FAIL
+    duration_s: float | None = None
+    attempts: int = 0
+    started: str | None = None
+    finished: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobState:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class NodeState:
+    name: str
+    category: str
+    system_name: str
+    stage: str = ""  # last stage reached
+    error: str | None = None
+    workdir: str | None = None  # absolute, as resolved on the node
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NodeState:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class RunState:
+    run_id: str
+    settings: dict[str, Any]
+    specs: dict[str, list[dict[str, Any]]]  # host -> RunSpec dicts
+    jobs: dict[str, JobState]
+    nodes: dict[str, NodeState]
+    created: str = field(default_factory=now)
+    updated: str = field(default_factory=now)
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # one entry per fleet run/resume
+    version: int = RUNSTATE_VERSION
+    path: Path | None = field(default=None, compare=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+
+    @property
+    def failed(self) -> list[JobState]:
+        return [j for j in self.jobs.values() if j.status != OK]
+
+    def jobs_of(self, host: str) -> list[JobState]:
+        return [j for j in self.jobs.values() if j.host == host]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "run_id": self.run_id,
+            "created": self.created,
+            "updated": self.updated,
+            "settings": self.settings,
+            "specs": self.specs,
+            "nodes": {k: asdict(v) for k, v in self.nodes.items()},
+            "jobs": {k: asdict(v) for k, v in self.jobs.items()},
+            "attempts": self.attempts,
+        }
+
+    def save(self, path: Path | None = None) -> Path:
+        """Atomic write (temp file + rename) so a killed controller never leaves half a file."""
+        target = Path(path or self.path or "run.json")
+        with self._lock:
+            self.updated = now()
+            data = json.dumps(self.to_dict(), indent=2, sort_keys=False)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".run.json.")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(data + "\n")
+            os.replace(tmp, target)
+        self.path = target
+        return target
+
+    @classmethod
+    def load(cls, path: Path) -> RunState:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunStateError(f"{path} does not exist: not a fleet run directory") from None
+        except json.JSONDecodeError as exc:
+            raise RunStateError(f"{path} is corrupt ({exc}); cannot resume") from None
+        if data.get("version") != RUNSTATE_VERSION:
+            found = data.get("version")
+            raise RunStateError(f"{path} has run.json version {found}; expected {RUNSTATE_VERSION}")
+        return cls(
+            run_id=data["run_id"],
+            settings=data["settings"],
+            specs=data["specs"],
+            jobs={k: JobState.from_dict(v) for k, v in data["jobs"].items()},
+            nodes={k: NodeState.from_dict(v) for k, v in data["nodes"].items()},
+            created=data.get("created", now()),
+            updated=data.get("updated", now()),
+            attempts=data.get("attempts", []),
+            path=Path(path),
+        )

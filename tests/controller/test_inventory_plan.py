@@ -1,0 +1,176 @@
+"""Inventory parsing (through ansible), settings validation and planning: pure, no nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleet.config import RunSettings, validate
+from fleet.errors import ConfigError, InventoryError, PlanError
+from fleet.inventory import load_inventory
+from fleet.plan import build, jobs_of
+from fleet.resources import resource_dir
+from fleet.runstate import JobState, NodeState, RunState
+
+LAB_INI = """
+[edge]
+e1 ansible_host=10.0.0.1 fleet_threads=2 fleet_accelerator=cuda
+[datacenter]
+d1 ansible_host=10.0.0.2 ansible_port=2222 ansible_user=ops fleet_system_name=big_box
+[lab:children]
+edge
+datacenter
+[lab:vars]
+ansible_ssh_common_args='-F /etc/fleet/ssh_config -o UserKnownHostsFile=/etc/fleet/kh'
+fleet_backend=onnxruntime
+"""
+
+LAB_YAML = """
+all:
+  children:
+    datacenter:
+      hosts:
+        y1:
+          fleet_system: {status: available, host_storage_type: NVMe SSD}
+          fleet_batch_size: 32
+    edge:
+      hosts:
+        y2:
+          ansible_connection: local
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def settings(inv: Path, **kw) -> RunSettings:
+    return validate(RunSettings(inventory=str(inv), tasks=kw.pop("tasks", ["resnet50"]), **kw))
+
+
+def test_ini_inventory_categories_and_vars(tmp_path):
+    inv = load_inventory(write(tmp_path, "lab.ini", LAB_INI))
+    e1, d1 = inv.node("e1"), inv.node("d1")
+    assert (e1.category, d1.category) == ("edge", "datacenter")
+    assert e1.threads == 2 and e1.accelerator == "cuda" and e1.system_name == "e1_cuda"
+    assert d1.system_name == "big_box"
+    assert d1.ssh.host == "10.0.0.2" and d1.ssh.port == 2222 and d1.ssh.user == "ops"
+    assert d1.ssh.ssh_config == "/etc/fleet/ssh_config" and d1.ssh.known_hosts == "/etc/fleet/kh"
+
+
+def test_yaml_inventory_and_group_vars_dir(tmp_path):
+    (tmp_path / "group_vars").mkdir()
+    write(tmp_path / "group_vars", "datacenter.yml", "fleet_threads: 8\n")
+    inv = load_inventory(write(tmp_path, "lab.yml", LAB_YAML))
+    y1, y2 = inv.node("y1"), inv.node("y2")
+    assert y1.system_overrides == {"status": "available", "host_storage_type": "NVMe SSD"}
+    assert y1.batch_size == 32 and y1.threads == 8
+    assert y2.is_local and y2.ssh is None and y2.category == "edge"
+
+
+def test_shipped_inventories_parse():
+    local = load_inventory(resource_dir("inventory") / "localhost.ini")
+    assert [(n.name, n.category, n.is_local) for n in local] == [("localhost", "edge", True)]
+    lab = load_inventory(resource_dir("inventory") / "lab.example.ini")
+    assert {n.category for n in lab} == {"edge", "datacenter"} and len(lab) == 4
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[edge\nn1 = =\n", "cannot parse inventory"),
+        ("[web]\nn1\n", "neither group edge nor datacenter"),
+        ("[edge]\nn1\n[datacenter]\nn1\n", "both groups edge and datacenter"),
+        ("[edge]\nn1 fleet_threads=many\n", "fleet_threads='many' is not a whole number"),
+        ("[edge]\nn1 fleet_accelerator=tpu\n", "fleet_accelerator='tpu'"),
+        ("# nothing\n", "has no hosts"),
+    ],
+)
+def test_bad_inventories_are_one_error(tmp_path, text, message):
+    with pytest.raises(InventoryError, match=message) as info:
+        load_inventory(write(tmp_path, "bad.ini", text))
+    assert "\n" not in str(info.value)
+
+
+def test_missing_inventory(tmp_path):
+    with pytest.raises(InventoryError, match="does not exist"):
+        load_inventory(tmp_path / "nope.ini")
+
+
+def test_plan_scenarios_follow_category(tmp_path):
+    inv = load_inventory(write(tmp_path, "lab.ini", LAB_INI))
+    specs = build(inv, settings(inv.path))
+    assert specs["e1"][0].scenarios == ["SingleStream", "MultiStream", "Offline"]
+    assert specs["d1"][0].scenarios == ["Server", "Offline"]
+    assert specs["e1"][0].tuning.execution_provider == "cuda"
+    jobs = jobs_of(specs)
+    assert [j.id for j in jobs] == [
+        "e1/resnet50/SingleStream",
+        "e1/resnet50/MultiStream",
+        "e1/resnet50/Offline",
+        "d1/resnet50/Server",
+        "d1/resnet50/Offline",
+    ]
+    assert all(j.modes == ("performance", "accuracy") for j in jobs)
+
+
+def test_plan_modes_by_profile(tmp_path):
+    inv = load_inventory(write(tmp_path, "lab.ini", LAB_INI))
+    sub = build(inv, settings(inv.path, profile="submission", tasks=["retinanet"]))
+    assert sub["d1"][0].modes == ["performance", "accuracy", "TEST01", "TEST05"]
+    explicit = build(inv, settings(inv.path, modes=["performance"]))
+    assert explicit["e1"][0].modes == ["performance"]
+
+
+def test_plan_subset_of_scenarios(tmp_path):
+    inv = load_inventory(write(tmp_path, "lab.ini", LAB_INI))
+    specs = build(inv.subset(["d1"]), settings(inv.path, scenarios=["Offline"]))
+    assert specs == {"d1": specs["d1"]} and specs["d1"][0].scenarios == ["Offline"]
+
+
+@pytest.mark.parametrize(
+    "kw, error, message",
+    [
+        ({"tasks": ["bert-99.9"]}, PlanError, "bert-99.9 cannot run on edge host e1"),
+        ({"scenarios": ["Server"]}, PlanError, "scenario Server is not allowed for resnet50 on edge host e1"),
+    ],
+)
+def test_plan_refuses_rule_violations(tmp_path, kw, error, message):
+    inv = load_inventory(write(tmp_path, "lab.ini", LAB_INI))
+    with pytest.raises(error, match=message):
+        build(inv, settings(inv.path, **kw))
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"tasks": ["resnet51"]}, "unknown task 'resnet51'"),
+        ({"scenarios": ["Batch"]}, "unknown scenario 'Batch'"),
+        ({"modes": ["TEST02"]}, "unknown mode 'TEST02'"),
+        ({"profile": "fast"}, "unknown profile 'fast'"),
+        ({"submitter": "my org"}, "--submitter"),
+        ({"artifacts": "/nonexistent/store"}, "is not a directory"),
+    ],
+)
+def test_bad_settings(tmp_path, kw, message):
+    with pytest.raises(ConfigError, match=message):
+        settings(tmp_path / "x.ini", **kw)
+
+
+def test_runstate_roundtrip(tmp_path):
+    state = RunState(
+        run_id="r1",
+        settings={"tasks": ["resnet50"]},
+        specs={"n1": []},
+        jobs={
+            "n1/resnet50/Offline": JobState("n1/resnet50/Offline", "n1", "resnet50", "Offline", ["accuracy"])
+        },
+        nodes={"n1": NodeState("n1", "edge", "n1_cpu")},
+    )
+    path = state.save(tmp_path / "run.json")
+    again = RunState.load(path)
+    assert again.to_dict() == state.to_dict()
+    assert [j.id for j in again.failed] == ["n1/resnet50/Offline"]
