@@ -1,0 +1,162 @@
+"""The morning page: one self-contained HTML file of trends and regressions across runs.
+
+Everything is inline (CSS, and matplotlib PNGs as base64 data URIs), so the file can be
+mailed, archived or opened from a share with no server and no network. One plot per
+(task, scenario) over time, one line per system, regressions ringed in red, invalid results
+drawn hollow; tables above the plots say what got worse, what broke and what improved.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from html import escape
+from pathlib import Path
+
+from fleet.history.store import ResultRow
+from fleet.regress import Report, Verdict, lower_is_better
+
+TITLE = "mlperf-fleet history"
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222;max-width:1200px}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.bad td{background:#fdecea}tr.good td{background:#eaf6ec}
+.summary span{display:inline-block;margin-right:1.5em;font-weight:600}
+.bad{color:#b3261e}.good{color:#1e7b34}figure{margin:1em 0}figcaption{font-size:.85em;color:#555}
+"""
+
+
+def render_trend(rows: Sequence[ResultRow], report: Report, title: str = TITLE) -> str:
+    """The whole page as one HTML string."""
+    worse = [v for v in report.verdicts if v.regression]
+    better = [v for v in report.verdicts if v.improvement]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        _summary(report, worse, better, rows),
+        "<h2>Regressions and breaks</h2>",
+        _verdict_table(worse, "bad", "No regressions in this run."),
+        "<h2>Improvements</h2>",
+        _verdict_table(better, "good", "No improvements beyond the threshold."),
+        "<h2>Every series of this run</h2>",
+        _verdict_table(list(report.verdicts), "", "This run has no results."),
+        "<h2>Trends</h2>",
+        *_plots(rows, report),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write_trend(path: Path, rows: Sequence[ResultRow], report: Report, title: str = TITLE) -> Path:
+    """Write the page atomically, so a browser never reads half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(render_trend(rows, report, title), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _summary(report: Report, worse: list[Verdict], better: list[Verdict], rows: Sequence[ResultRow]) -> str:
+    runs = len({r.run_id for r in rows})
+    policy = report.policy
+    return (
+        '<p class="summary">'
+        f"<span>Run judged: {escape(report.run_id or 'none')}</span>"
+        f'<span class="{"bad" if worse else ""}">Regressions: {len(worse)}</span>'
+        f'<span class="{"good" if better else ""}">Improvements: {len(better)}</span>'
+        f"<span>Series: {len(report.verdicts)}</span><span>Runs in view: {runs}</span></p>"
+        f"<p>Baseline: median of the last {policy.baseline_runs} valid runs of the same profile; "
+        f"threshold {policy.threshold:.1%}. Throughput (Offline, Server) lower is worse; "
+        "latency (SingleStream, MultiStream) higher is worse.</p>"
+    )
+
+
+def _fmt(value: float | None, spec: str = ".4g") -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _verdict_table(verdicts: list[Verdict], css: str, empty: str) -> str:
+    if not verdicts:
+        return f"<p>{escape(empty)}</p>"
+    head = ("System", "Task", "Scenario", "Metric", "Latest", "Baseline (n)", "Change", "Validity", "Flags")
+    out = ["<table><thead><tr>", *(f"<th>{h}</th>" for h in head), "</tr></thead><tbody>"]
+    for v in verdicts:
+        row_css = css or ("bad" if v.regression else "good" if v.improvement else "")
+        notes = "; ".join([*(f.message for f in v.flags), *v.causes])
+        baseline = f"{_fmt(v.baseline)} ({v.baseline_n})" if v.baseline is not None else ""
+        text = (v.system, v.task, v.scenario, v.metric or "")
+        numbers = (_fmt(v.value), baseline, _fmt(v.change, "+.1%"))
+        out.append(f'<tr class="{row_css}">')
+        out.extend(f"<td>{escape(t)}</td>" for t in text)
+        out.extend(f'<td class="num">{escape(n)}</td>' for n in numbers)
+        out.append(f"<td>{escape(v.validity or '')}</td><td>{escape(notes)}</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _plots(rows: Sequence[ResultRow], report: Report) -> list[str]:
+    perf = [r for r in rows if r.mode == "performance" and r.value is not None]
+    if not perf:
+        return ["<p>No performance results to plot.</p>"]
+    flagged = {(v.system, v.task, v.scenario) for v in report.verdicts if v.regression}
+    groups: dict[tuple[str, str], list[ResultRow]] = {}
+    for row in perf:
+        groups.setdefault((row.task, row.scenario), []).append(row)
+    out = []
+    for (task, scenario), members in sorted(groups.items()):
+        png = _plot_png(task, scenario, members, flagged, report.run_id)
+        caption = f"{task} · {scenario}: {members[0].metric or ''}, one line per system"
+        out.append(
+            f'<figure><img alt="{escape(task)} {escape(scenario)} trend" '
+            f'src="data:image/png;base64,{png}"><figcaption>{escape(caption)}</figcaption></figure>'
+        )
+    return out
+
+
+def _plot_png(
+    task: str, scenario: str, rows: list[ResultRow], flagged: set[tuple[str, str, str]], run_id: str | None
+) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.4), dpi=96)
+    try:
+        by_system: dict[str, list[ResultRow]] = {}
+        for row in rows:
+            by_system.setdefault(row.system, []).append(row)
+        for system, points in sorted(by_system.items()):
+            times = [datetime.fromisoformat(p.time) for p in points]
+            values = [p.value for p in points]
+            (line,) = ax.plot(times, values, marker="o", label=system)
+            invalid = [(t, v) for t, v, p in zip(times, values, points, strict=True) if p.validity != "VALID"]
+            if invalid:
+                ax.scatter(*zip(*invalid, strict=True), s=70, facecolors="white", edgecolors=line.get_color(),
+                           zorder=3)  # fmt: skip
+            if (system, task, scenario) in flagged:
+                last = [(t, v) for t, v, p in zip(times, values, points, strict=True) if p.run_id == run_id]
+                if last:
+                    ax.scatter(*zip(*last, strict=True), s=260, facecolors="none", edgecolors="red",
+                               linewidths=2, zorder=4, label=f"{system}: regression")  # fmt: skip
+        direction = "lower is better" if lower_is_better(scenario) else "higher is better"
+        ax.set_title(f"{task} · {scenario}")
+        ax.set_ylabel(f"{rows[0].metric or 'value'} ({direction})")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small", loc="best")
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
