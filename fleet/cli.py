@@ -16,7 +16,9 @@ from fleet import __version__
 from fleet.errors import FleetError
 
 # verb -> module; order is the order of `fleet --help`.
-VERBS: dict[str, str] = {}
+VERBS: dict[str, str] = {
+    "history": "fleet.commands.history",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

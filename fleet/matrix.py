@@ -33,7 +33,7 @@ from fleet.harness.rules import v3_1 as rules
 from fleet.harness.spec import RunSpec
 from fleet.inventory import Inventory, Node
 from fleet.plan import node_specs
-from fleet.regress import DEFAULT_BASELINE_RUNS, DEFAULT_THRESHOLD, Policy
+from fleet.regress import DEFAULT_BASELINE_RUNS, DEFAULT_THRESHOLD, Policy, parse_threshold
 
 REQUIRED = "required"
 
@@ -63,18 +63,8 @@ class _Strict(BaseModel):
 class RegressionSettings(_Strict):
     """`regression:` in the matrix; the threshold is a fraction or a percentage ("5%")."""
 
-    threshold: float = Field(DEFAULT_THRESHOLD, gt=0, lt=1)
+    threshold: Annotated[float, BeforeValidator(parse_threshold)] = DEFAULT_THRESHOLD
     baseline_runs: int = Field(DEFAULT_BASELINE_RUNS, ge=1)
-
-    @field_validator("threshold", mode="before")
-    @classmethod
-    def _percent(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip().endswith("%"):
-            try:
-                return float(value.strip()[:-1]) / 100
-            except ValueError:
-                raise ValueError(f"{value!r} is not a percentage") from None
-        return value
 
     @property
     def policy(self) -> Policy:

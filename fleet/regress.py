@@ -81,6 +81,18 @@ class Report:
         return tuple(v for v in self.verdicts if v.improvement)
 
 
+def parse_threshold(value: str | float) -> float:
+    """`"5%"` or `0.05` -> 0.05; ValueError (with a sentence) for anything else."""
+    text = str(value).strip()
+    try:
+        fraction = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ValueError(f"{value!r}: give a percentage such as 5% or a fraction such as 0.05") from None
+    if not 0 < fraction < 1:
+        raise ValueError(f"{value!r}: must lie between 0% and 100%")
+    return fraction
+
+
 def lower_is_better(scenario: str) -> bool:
     """Latency scenarios report milliseconds (lower is better), the others a rate."""
     return RESULT_KEYS[scenario][1].startswith("Latency")

@@ -188,3 +188,25 @@ def read_run(
         threshold=threshold, baseline_runs=baseline_runs,
     )  # fmt: skip
     return record, rows
+
+
+def missing_from_runstate(run_dir: Path) -> list[MissingJob]:
+    """Jobs run.json records as not ok, one per mode (read_run keeps whatever did get a manifest)."""
+    from fleet.runstate import OK, RunState
+
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        return []
+    state = RunState.load(path)
+    out = []
+    for job in state.jobs.values():
+        if job.status == OK:
+            continue
+        node = state.nodes.get(job.host)
+        reason = job.error or (f"{job.status} at {job.stage}" if job.stage else job.status)
+        system, category = (node.system_name, node.category) if node else (None, None)
+        out.extend(
+            MissingJob(job.host, job.task, job.scenario, mode, reason, system=system, category=category)
+            for mode in job.modes
+        )
+    return out

@@ -92,7 +92,7 @@ def test_overlapping_groups_run_a_node_once(lab: Path) -> None:
         ("inventory: lab.ini\ntasks: [resnet50]\noverrides: {resnet50: {mode: [accuracy]}}\n",
          "nightly.yaml: overrides.resnet50.mode is not a matrix key"),
         ("inventory: lab.ini\ntasks: [resnet50]\nregression: {threshold: 120%}\n",
-         "nightly.yaml: regression.threshold: Input should be less than 1"),
+         "nightly.yaml: regression.threshold: '120%': must lie between 0% and 100%"),
         ("inventory: lab.ini\ntasks: [resnet50\n", "nightly.yaml: line 3: not valid YAML"),
         ("- just\n- a list\n", "nightly.yaml: a matrix is a YAML mapping"),
         ("inventory: lab.ini\ntasks: [resnet]\nprofile: fast\n", "(and 1 more problem)"),

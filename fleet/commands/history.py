@@ -1,0 +1,135 @@
+"""`fleet history`: the trend table over every stored run, the HTML page, and the alert.
+
+Exit status 3 means a regression was flagged in the judged run (the newest one in view by
+default), so cron or CI can alert on it; 1 is an error, 0 all well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from fleet.errors import ConfigError
+from fleet.history.api import View, ingest_run, view
+from fleet.history.store import default_db_path
+from fleet.regress import Verdict, parse_threshold
+from fleet.report.trend import write_trend
+
+EXIT_REGRESSION = 3
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`30d`, `12h`, `2w`, `90m`, or an ISO date/time (UTC unless it says otherwise)."""
+    now = now or datetime.now(timezone.utc)
+    m = re.fullmatch(r"(\d+)\s*([mhdw])", text.strip())
+    if m:
+        return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"--since {text!r}: give an age (30d, 12h, 2w) or a date (2026-11-01)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _threshold(text: str) -> float:
+    try:
+        return parse_threshold(text)
+    except ValueError as exc:
+        raise ConfigError(f"--threshold {exc}") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "history",
+        help="trends and regressions across every stored run",
+        description="Show how every (system, task, scenario) moved across runs and flag regressions "
+        "in the newest run. Exit status 3 when a regression is flagged.",
+    )
+    p.add_argument("--runs-dir", default="runs", help="runs folder holding history.sqlite (default: runs)")
+    p.add_argument("--db", help="history database (default: RUNS_DIR/history.sqlite)")
+    p.add_argument("--ingest", action="append", default=[], metavar="RUN",
+                   help="store a run first (run id under RUNS_DIR, or a folder); repeatable")  # fmt: skip
+    p.add_argument("--task", action="append", default=[], help="only this task (repeatable)")
+    p.add_argument("--system", action="append", default=[], help="only this system (repeatable)")
+    p.add_argument("--scenario", action="append", default=[], help="only this scenario (repeatable)")
+    p.add_argument("--since", help="only runs newer than this: 30d, 12h, 2w or a date")
+    p.add_argument("--run", help="judge this run instead of the newest in view")
+    p.add_argument("--threshold",
+                   help="flag moves beyond this, e.g. 5%% (default: the matrix's, else 5%%)")  # fmt: skip
+    p.add_argument("--baseline", type=int, metavar="N",
+                   help="baseline: median of the last N valid runs (default: the matrix's, else 5)")
+    p.add_argument("--html", nargs="?", const="", metavar="PATH",
+                   help="also write the trend page (default path: RUNS_DIR/history.html)")  # fmt: skip
+    p.set_defaults(func=run)
+
+
+def _run_dir(runs_dir: Path, name: str) -> Path:
+    path = Path(name)
+    if path.is_dir():
+        return path
+    if (runs_dir / name).is_dir():
+        return runs_dir / name
+    raise ConfigError(f"--ingest {name}: no run folder {name} or {runs_dir / name}")
+
+
+def run(args: argparse.Namespace) -> int:
+    since = parse_since(args.since) if args.since else None
+    threshold = _threshold(args.threshold) if args.threshold else None
+    if args.baseline is not None and args.baseline < 1:
+        raise ConfigError("--baseline must be at least 1")
+    runs_dir = Path(args.runs_dir).expanduser()
+    db = Path(args.db).expanduser() if args.db else default_db_path(runs_dir)
+    for name in args.ingest:
+        count = ingest_run(db, _run_dir(runs_dir, name))
+        print(f"stored {count} results of {name}")
+    if not db.exists():
+        raise ConfigError(f"no history at {db}: run `fleet sweep`, or `fleet history --ingest RUN`")
+    shown = view(
+        db, tasks=args.task, systems=args.system, scenarios=args.scenario, since=since,
+        run_id=args.run, threshold=threshold, baseline_runs=args.baseline,
+    )  # fmt: skip
+    if args.run and args.run not in {r.run_id for r in shown.rows}:
+        raise ConfigError(f"--run {args.run}: no results of that run in view")
+    print(render_table(shown))
+    if args.html is not None:
+        target = Path(args.html) if args.html else runs_dir / "history.html"
+        page = write_trend(target, shown.rows, shown.report)
+        print(f"trend page: {page}")
+    return EXIT_REGRESSION if shown.report.regressions else 0
+
+
+def _fmt(value: float | None, spec: str = ".4g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _line(v: Verdict) -> list[str]:
+    state = "REGRESSION" if v.regression else "improved" if v.improvement else "ok"
+    notes = "; ".join([*(f.message for f in v.flags), *v.causes])
+    baseline = f"{_fmt(v.baseline)} ({v.baseline_n})" if v.baseline is not None else "-"
+    return [v.system, v.task, v.scenario, v.metric or "-", _fmt(v.value), baseline,
+            _fmt(v.change, "+.1%"), v.validity or "-", state, notes]  # fmt: skip
+
+
+def render_table(shown: View) -> str:
+    """Plain aligned text: readable in a terminal and in a cron mail alike."""
+    report = shown.report
+    if not report.verdicts:
+        return "no results in view"
+    head = ["SYSTEM", "TASK", "SCENARIO", "METRIC", "LATEST", "BASELINE(N)", "CHANGE", "VALIDITY", "STATE",
+            "NOTES"]  # fmt: skip
+    lines = [head, *(_line(v) for v in report.verdicts)]
+    widths = [max(len(row[i]) for row in lines) for i in range(len(head) - 1)]
+    text = [
+        "  ".join([*(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)), row[-1]]).rstrip()
+        for row in lines
+    ]
+    policy = report.policy
+    text.append(
+        f"run {report.run_id}: {len(report.regressions)} regression(s), "
+        f"{len(report.improvements)} improvement(s); threshold {policy.threshold:.1%}, "
+        f"baseline median of last {policy.baseline_runs} valid"
+    )
+    return "\n".join(text)

@@ -1,0 +1,71 @@
+"""What `fleet history` and `fleet sweep` share: ingest a run directory, judge the store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from fleet.history.ingest import MissingJob, missing_from_runstate, read_run
+from fleet.history.store import HistoryStore, ResultRow
+from fleet.regress import Policy, Report, judge
+
+
+def ingest_run(
+    db: Path,
+    run_dir: Path,
+    *,
+    missing: Sequence[MissingJob] = (),
+    kind: str = "run",
+    matrix: str | None = None,
+    policy: Policy | None = None,
+) -> int:
+    """Store one run directory (replacing what it stored before); returns its row count.
+
+    Jobs run.json records as failed, and `missing` ones, become `missing` rows unless their
+    manifest entry exists, so a broken job stays visible in the history.
+    """
+    record, rows = read_run(
+        run_dir,
+        missing=[*missing_from_runstate(run_dir), *missing],
+        kind=kind,
+        matrix=matrix,
+        threshold=policy.threshold if policy else None,
+        baseline_runs=policy.baseline_runs if policy else None,
+    )
+    with HistoryStore(db) as store:
+        return store.replace_run(record, rows)
+
+
+@dataclass(frozen=True)
+class View:
+    rows: list[ResultRow]
+    report: Report
+
+
+def view(
+    db: Path,
+    *,
+    tasks: Sequence[str] = (),
+    systems: Sequence[str] = (),
+    scenarios: Sequence[str] = (),
+    since: datetime | None = None,
+    run_id: str | None = None,
+    threshold: float | None = None,
+    baseline_runs: int | None = None,
+) -> View:
+    """Filtered rows and the verdicts on the judged run; unset policy values come from that
+    run's matrix (as the sweep stored it), else the defaults."""
+    with HistoryStore(db) as store:
+        rows = store.results(tasks=tasks, systems=systems, scenarios=scenarios, since=since)
+        runs = {r.run_id: r for r in store.runs()}
+    judged = run_id or (rows[-1].run_id if rows else None)
+    stored = runs.get(judged) if judged else None
+    default = Policy()
+    policy = Policy(
+        threshold=threshold or (stored and stored.threshold) or default.threshold,
+        baseline_runs=baseline_runs or (stored and stored.baseline_runs) or default.baseline_runs,
+    )
+    return View(rows, judge(rows, policy, run_id=judged))
+
