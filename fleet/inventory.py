@@ -52,6 +52,7 @@ class Node:
     threads: int | None = None
     batch_size: int | None = None
     system_overrides: Mapping[str, Any] = field(default_factory=dict)
+    groups: frozenset[str] = frozenset()  # every group the host is in, children resolved
 
     @property
     def is_local(self) -> bool:
@@ -193,6 +194,7 @@ def _node(name: str, groups: set[str], hv: dict[str, Any], path: Path) -> Node:
         threads=_opt_int(name, "fleet_threads", hv.get("fleet_threads")),
         batch_size=_opt_int(name, "fleet_batch_size", hv.get("fleet_batch_size")),
         system_overrides=dict(overrides),
+        groups=frozenset(groups),
     )
 
 

@@ -66,6 +66,8 @@ class Node:
 class TestNodes:
     """A set of test nodes; `up()` creates them, `down()` removes every trace."""
 
+    __test__ = False  # not a pytest test class
+
     slot: int = 0
     nodes: list[Node] = field(default_factory=list)
 

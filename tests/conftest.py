@@ -1,0 +1,43 @@
+"""Shared fixtures: real OpenSSH test nodes in network namespaces (tests/testnodes.py).
+
+`testnodes` brings up three nodes once per test session (node1 `edge` with a 50 % CPU
+quota, node2 and node3 `datacenter`) and tears them down at the end. It needs root,
+sshd and iproute2; without them the tests that use it are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from testnodes import SSHD, TestNodes, free_slot
+
+
+def _why_no_testnodes() -> str | None:
+    if os.geteuid() != 0:
+        return "test nodes need root (network namespaces, sshd)"
+    for tool in ("ip", "ssh", "ssh-keygen", "unshare"):
+        if shutil.which(tool) is None:
+            return f"test nodes need {tool}"
+    if not os.path.exists(SSHD):
+        return "test nodes need openssh-server (sshd)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def testnodes() -> Iterator[TestNodes]:
+    why = _why_no_testnodes()
+    if why:
+        pytest.skip(why)
+    nodes = TestNodes(slot=free_slot()).up(3, ["edge", "dc", "dc"])
+    try:
+        yield nodes
+    finally:
+        nodes.down()
