@@ -17,6 +17,7 @@ from fleet.errors import FleetError
 
 # verb -> module; order is the order of `fleet --help`.
 VERBS: dict[str, str] = {
+    "schedule": "fleet.commands.schedule",
     "history": "fleet.commands.history",
 }
 

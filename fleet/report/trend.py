@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
 from pathlib import Path
@@ -32,8 +32,11 @@ tr.bad td{background:#fdecea}tr.good td{background:#eaf6ec}
 """
 
 
-def render_trend(rows: Sequence[ResultRow], report: Report, title: str = TITLE) -> str:
-    """The whole page as one HTML string."""
+Jobs = Sequence[Mapping[str, str]]
+
+
+def render_trend(rows: Sequence[ResultRow], report: Report, title: str = TITLE, jobs: Jobs = ()) -> str:
+    """The whole page as one HTML string; `jobs` (a sweep's every job, as flat dicts) adds a table."""
     worse = [v for v in report.verdicts if v.regression]
     better = [v for v in report.verdicts if v.improvement]
     parts = [
@@ -48,6 +51,7 @@ def render_trend(rows: Sequence[ResultRow], report: Report, title: str = TITLE) 
         _verdict_table(better, "good", "No improvements beyond the threshold."),
         "<h2>Every series of this run</h2>",
         _verdict_table(list(report.verdicts), "", "This run has no results."),
+        *(["<h2>Every job of this run</h2>", _job_table(jobs)] if jobs else []),
         "<h2>Trends</h2>",
         *_plots(rows, report),
         "</body></html>",
@@ -55,12 +59,14 @@ def render_trend(rows: Sequence[ResultRow], report: Report, title: str = TITLE) 
     return "\n".join(parts)
 
 
-def write_trend(path: Path, rows: Sequence[ResultRow], report: Report, title: str = TITLE) -> Path:
+def write_trend(
+    path: Path, rows: Sequence[ResultRow], report: Report, title: str = TITLE, jobs: Jobs = ()
+) -> Path:
     """Write the page atomically, so a browser never reads half of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_trend(rows, report, title), encoding="utf-8")
+    tmp.write_text(render_trend(rows, report, title, jobs), encoding="utf-8")
     tmp.replace(path)
     return path
 
@@ -99,6 +105,17 @@ def _verdict_table(verdicts: list[Verdict], css: str, empty: str) -> str:
         out.extend(f"<td>{escape(t)}</td>" for t in text)
         out.extend(f'<td class="num">{escape(n)}</td>' for n in numbers)
         out.append(f"<td>{escape(v.validity or '')}</td><td>{escape(notes)}</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _job_table(jobs: Jobs) -> str:
+    head = list(jobs[0])
+    out = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    for job in jobs:
+        css = "" if job.get("status") == "ok" else "bad"
+        out.append(f'<tr class="{css}">' + "".join(f"<td>{escape(str(job.get(h, '')))}</td>" for h in head))
+        out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)
 

@@ -136,3 +136,14 @@ def test_matrix_against_inventory_gives_one_line(lab: Path, text: str, expected:
 def test_missing_matrix_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"matrix file .*nope.yaml does not exist"):
         load_matrix(tmp_path / "nope.yaml")
+
+
+def test_the_example_matrix_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "nightly.yaml"
+    matrix = load_matrix(example)
+    specs = expand(matrix, load_inventory(matrix.inventory), group_members(matrix.inventory))
+    assert {h: [s.task for s in v] for h, v in specs.items()} == {
+        "jetson1": ["resnet50", "retinanet"], "nuc1": ["resnet50", "retinanet"],
+        "srv1": ["resnet50", "retinanet", "bert-99"], "srv2": ["resnet50", "retinanet", "bert-99"],
+    }  # fmt: skip
+    assert matrix.regression.policy.threshold == pytest.approx(0.05)
