@@ -27,7 +27,7 @@ from pydantic import (
     field_validator,
 )
 
-from fleet.config import PROFILES, RunSettings
+from fleet.config import PROFILES, SYNTHETIC_VARIANTS, RunSettings
 from fleet.errors import ConfigError, PlanError
 from fleet.harness.rules import v3_1 as rules
 from fleet.harness.spec import RunSpec
@@ -92,8 +92,10 @@ class Matrix(_Strict):
     hosts: list[str] = Field(default_factory=list)  # neither groups nor hosts: every node
     overrides: dict[str, TaskOverride] = Field(default_factory=dict)
     submitter: str = "MLPerfFleet"
-    artifacts: Path | None = None
-    synthetic: bool = False
+    artifacts: Path | None = None  # official models and datasets; none: synthetic assets
+    synthetic: bool = False  # synthetic assets even when artifacts is set
+    synthetic_variant: str = "full"  # small: same inputs and outputs, far fewer channels
+    synthetic_samples: int | None = Field(None, gt=0)
     runs_dir: Path | None = None
     regression: RegressionSettings = Field(default_factory=RegressionSettings)
 
@@ -106,6 +108,11 @@ class Matrix(_Strict):
     @classmethod
     def _profile(cls, value: str) -> str:
         return _known("profile", value, PROFILES)
+
+    @field_validator("synthetic_variant")
+    @classmethod
+    def _variant(cls, value: str) -> str:
+        return _known("synthetic variant", value, SYNTHETIC_VARIANTS)
 
     @field_validator("submitter")
     @classmethod
@@ -151,6 +158,8 @@ class Matrix(_Strict):
             runs_dir=str(self.runs_dir or "runs"),
             artifacts=str(self.artifacts) if self.artifacts else None,
             synthetic=self.synthetic,
+            synthetic_variant=self.synthetic_variant,
+            synthetic_samples=self.synthetic_samples,
         )
 
 
