@@ -59,8 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run", help="judge this run instead of the newest in view")
     p.add_argument("--threshold",
                    help="flag moves beyond this, e.g. 5%% (default: the matrix's, else 5%%)")  # fmt: skip
-    p.add_argument("--baseline", type=int, metavar="N",
-                   help="baseline: median of the last N valid runs (default: the matrix's, else 5)")
+    p.add_argument(
+        "--baseline",
+        type=int,
+        metavar="N",
+        help="baseline: median of the last N valid runs (default: the matrix's, else 5)",
+    )
     p.add_argument("--html", nargs="?", const="", metavar="PATH",
                    help="also write the trend page (default path: RUNS_DIR/history.html)")  # fmt: skip
     p.set_defaults(func=run)
