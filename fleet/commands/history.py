@@ -12,9 +12,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from fleet.errors import ConfigError
-from fleet.history.api import View, ingest_run, view
+from fleet.history.api import ingest_run, view
 from fleet.history.store import default_db_path
-from fleet.regress import Verdict, parse_threshold
+from fleet.history.table import render_table
+from fleet.regress import parse_threshold
 from fleet.report.trend import write_trend
 
 EXIT_REGRESSION = 3
@@ -97,43 +98,9 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.run and args.run not in {r.run_id for r in shown.rows}:
         raise ConfigError(f"--run {args.run}: no results of that run in view")
-    print(render_table(shown))
+    print(render_table(shown.report))
     if args.html is not None:
         target = Path(args.html) if args.html else runs_dir / "history.html"
         page = write_trend(target, shown.rows, shown.report)
         print(f"trend page: {page}")
     return EXIT_REGRESSION if shown.report.regressions else 0
-
-
-def _fmt(value: float | None, spec: str = ".4g") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def _line(v: Verdict) -> list[str]:
-    state = "REGRESSION" if v.regression else "improved" if v.improvement else "ok"
-    notes = "; ".join([*(f.message for f in v.flags), *v.causes])
-    baseline = f"{_fmt(v.baseline)} ({v.baseline_n})" if v.baseline is not None else "-"
-    return [v.system, v.task, v.scenario, v.metric or "-", _fmt(v.value), baseline,
-            _fmt(v.change, "+.1%"), v.validity or "-", state, notes]  # fmt: skip
-
-
-def render_table(shown: View) -> str:
-    """Plain aligned text: readable in a terminal and in a cron mail alike."""
-    report = shown.report
-    if not report.verdicts:
-        return "no results in view"
-    head = ["SYSTEM", "TASK", "SCENARIO", "METRIC", "LATEST", "BASELINE(N)", "CHANGE", "VALIDITY", "STATE",
-            "NOTES"]  # fmt: skip
-    lines = [head, *(_line(v) for v in report.verdicts)]
-    widths = [max(len(row[i]) for row in lines) for i in range(len(head) - 1)]
-    text = [
-        "  ".join([*(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)), row[-1]]).rstrip()
-        for row in lines
-    ]
-    policy = report.policy
-    text.append(
-        f"run {report.run_id}: {len(report.regressions)} regression(s), "
-        f"{len(report.improvements)} improvement(s); threshold {policy.threshold:.1%}, "
-        f"baseline median of last {policy.baseline_runs} valid"
-    )
-    return "\n".join(text)

@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 
 from fleet.history.store import ResultRow
+from fleet.history.table import COLUMNS, NUMERIC, verdict_cells
 from fleet.regress import Report, Verdict, lower_is_better
 
 TITLE = "mlperf-fleet history"
@@ -86,25 +87,17 @@ def _summary(report: Report, worse: list[Verdict], better: list[Verdict], rows: 
     )
 
 
-def _fmt(value: float | None, spec: str = ".4g") -> str:
-    return "" if value is None else format(value, spec)
-
-
 def _verdict_table(verdicts: list[Verdict], css: str, empty: str) -> str:
     if not verdicts:
         return f"<p>{escape(empty)}</p>"
-    head = ("System", "Task", "Scenario", "Metric", "Latest", "Baseline (n)", "Change", "Validity", "Flags")
-    out = ["<table><thead><tr>", *(f"<th>{h}</th>" for h in head), "</tr></thead><tbody>"]
+    out = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in COLUMNS), "</tr></thead><tbody>"]
     for v in verdicts:
         row_css = css or ("bad" if v.regression else "good" if v.improvement else "")
-        notes = "; ".join([*(f.message for f in v.flags), *v.causes])
-        baseline = f"{_fmt(v.baseline)} ({v.baseline_n})" if v.baseline is not None else ""
-        text = (v.system, v.task, v.scenario, v.metric or "")
-        numbers = (_fmt(v.value), baseline, _fmt(v.change, "+.1%"))
         out.append(f'<tr class="{row_css}">')
-        out.extend(f"<td>{escape(t)}</td>" for t in text)
-        out.extend(f'<td class="num">{escape(n)}</td>' for n in numbers)
-        out.append(f"<td>{escape(v.validity or '')}</td><td>{escape(notes)}</td></tr>")
+        for column, cell in zip(COLUMNS, verdict_cells(v), strict=True):
+            num = ' class="num"' if column in NUMERIC else ""
+            out.append(f"<td{num}>{escape(cell)}</td>")
+        out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)
 
