@@ -18,6 +18,7 @@ from typing import Any
 
 from fleet.harness.rules.v3_1 import TASK_TO_MODEL, model_for_task
 from fleet.history.store import HistoryError, ResultRow, RunRecord
+from fleet.logparse import parse_detail
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def read_run(
         ctx = _host_context(host_dir, manifest)
         contexts[ctx.host] = ctx
         for entry in manifest.get("runs") or []:
-            rows.append(_entry_row(run_id, ctx, entry, {}))
+            rows.append(_entry_row(run_id, ctx, entry, _latencies(host_dir, entry)))
     stamp = iso_utc(now or datetime.now(timezone.utc))
     started = min((r.time for r in rows), default=stamp)
     have = {(r.host, r.task, r.scenario, r.mode) for r in rows}
@@ -188,6 +189,23 @@ def read_run(
         threshold=threshold, baseline_runs=baseline_runs,
     )  # fmt: skip
     return record, rows
+
+
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p97": 97.0, "p99": 99.0, "p99.9": 99.9}
+
+
+def _latencies(host_dir: Path, entry: dict[str, Any]) -> dict[str, float]:
+    """Latency percentiles (ms) from the entry's detail log; {} when there is none to read."""
+    rel = entry.get("dir")
+    if not rel:
+        return {}
+    path = (host_dir / rel / "mlperf_log_detail.txt").resolve()
+    if not path.is_relative_to(host_dir.resolve()) or not path.is_file():
+        return {}
+    log = parse_detail(path)
+    found = {label: log.latency_percentile_ns(pct) for label, pct in PERCENTILES.items()}
+    found["mean"] = log.number("result_mean_latency_ns")
+    return {label: ns / 1e6 for label, ns in found.items() if ns is not None}
 
 
 def missing_from_runstate(run_dir: Path) -> list[MissingJob]:

@@ -67,8 +67,19 @@ class Host:
     manifest: bool = True
 
 
+def detail_log(latencies_ns: dict[str, float]) -> str:
+    """mlperf_log_detail.txt lines (`:::MLLOG` JSON) carrying the given keys."""
+    meta = {"is_error": False, "is_warning": False, "file": "loadgen.cc", "line_no": 1, "pid": 1, "tid": 1}
+    return "".join(
+        ":::MLLOG " + json.dumps({"key": k, "value": v, "time_ms": 0.0, "namespace": "mlperf::logging",
+                                  "event_type": "POINT_IN_TIME", "metadata": meta}) + "\n"
+        for k, v in latencies_ns.items()
+    )  # fmt: skip
+
+
 def write_run(runs: Path, run_id: str, hosts: list[Host]) -> Path:
-    """runs/<run_id>/raw/<host>/{manifest.json,node.json} as collect leaves them."""
+    """runs/<run_id>/raw/<host>/{manifest.json,node.json} as collect leaves them; an entry's
+    `latencies_ns` (a test-only key) becomes its mlperf_log_detail.txt."""
     root = Path(runs) / run_id
     for host in hosts:
         hdir = root / "raw" / host.name
@@ -79,6 +90,11 @@ def write_run(runs: Path, run_id: str, hosts: list[Host]) -> Path:
             "category": host.category, "system_overrides": {}, "facts": {"cpu_model": facts["cpu_model"]},
         }  # fmt: skip
         (hdir / "node.json").write_text(json.dumps(node))
+        for e in host.entries:
+            if "latencies_ns" in e:
+                logdir = hdir / e["dir"]
+                logdir.mkdir(parents=True, exist_ok=True)
+                (logdir / "mlperf_log_detail.txt").write_text(detail_log(e.pop("latencies_ns")))
         if host.manifest:
             manifest = {"manifest_version": 1, "round": "v3.1", "host": facts,
                         "versions": host.versions, "runs": host.entries}  # fmt: skip

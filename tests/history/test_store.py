@@ -47,6 +47,23 @@ def test_ingest_stores_every_manifest_entry(tmp_path: Path) -> None:
     assert run.started == T0.isoformat()
 
 
+def test_latency_percentiles_come_from_the_detail_log(tmp_path: Path) -> None:
+    ss = entry("resnet50", "SingleStream", value=2.5)
+    ss["latencies_ns"] = {
+        "result_90.00_percentile_latency_ns": 2_500_000,
+        "result_mean_latency_ns": 2_000_000,
+        "result_99.90_percentile_latency_ns": 9_000_000,
+    }
+    ms = entry("resnet50", "MultiStream", value=20.0)
+    ms["latencies_ns"] = {"result_99.00_percentile_per_query_latency_ns": 20_000_000}
+    root = write_run(tmp_path / "runs", "r1", [Host("node1", [ss, ms, entry()])])
+    rows = {r.scenario: r for r in read_run(root)[1]}
+    assert (rows["SingleStream"].lat_p90_ms, rows["SingleStream"].lat_mean_ms) == (2.5, 2.0)
+    assert rows["SingleStream"].lat_p999_ms == 9.0 and rows["SingleStream"].lat_p50_ms is None
+    assert rows["MultiStream"].lat_p99_ms == 20.0
+    assert rows["Offline"].lat_p90_ms is None  # no detail log: nothing invented
+
+
 def test_reingest_replaces_instead_of_duplicating(tmp_path: Path) -> None:
     run_dir = _run(tmp_path)
     with HistoryStore(tmp_path / "h.sqlite") as store:
