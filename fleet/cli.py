@@ -17,6 +17,8 @@ from fleet.errors import FleetError
 
 # verb -> module; order is the order of `fleet --help`.
 VERBS: dict[str, str] = {
+    "run": "fleet.commands.run",
+    "nodes": "fleet.commands.nodes",
     "schedule": "fleet.commands.schedule",
     "history": "fleet.commands.history",
 }
