@@ -7,9 +7,9 @@ names, not edits across the code. This module is imported on nodes: standard lib
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 ROUND = "v3.1"
 
@@ -347,7 +347,8 @@ def mlperf_conf_text() -> str:
         for scen, latency in rules.scenario_target_latency_ms.items():
             lines.append(f"{rules.loadgen_key}.{scen}.target_latency = {latency:g}")
         if rules.server_latency_ns is not None:
-            lines.append(f"{rules.loadgen_key}.Server.target_latency = {rules.server_latency_ns // 1_000_000}")
+            bound_ms = rules.server_latency_ns // 1_000_000
+            lines.append(f"{rules.loadgen_key}.Server.target_latency = {bound_ms}")
     lines.append("")
     for scen, srules in SCENARIO_RULES.items():
         lines.append(f"*.{scen}.target_latency_percentile = {srules.target_latency_percentile:g}")
@@ -363,3 +364,95 @@ def mlperf_conf_text() -> str:
         for key, value in targets.items():
             lines.append(f"*.{scen}.{key} = {value:g}")
     return "\n".join(lines) + "\n"
+
+
+# --- Run profiles --------------------------------------------------------------------------
+# A profile says how much of the round's durations and counts a run applies. Every other rule
+# (seeds, latency bounds, percentiles, samples per query, audit settings) is the same in all
+# profiles, and the run's user.conf records what a profile changed.
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How a run scales the round's durations and counts, and how the harness sizes a run."""
+
+    name: str
+    # None: the round's min_duration (600 s); else this many ms for every scenario.
+    min_duration_ms: int | None
+    # scenario -> min_query_count replacing mlperf.conf's (missing: the round's value).
+    min_query_count: Mapping[str, int]
+    # Use min(rules performance_sample_count, dataset size) instead of refusing a small dataset.
+    cap_performance_sample_count: bool
+    # Seconds spent measuring the backend (per batch size tried) before a run.
+    calibration_s: float
+    # offline_expected_qps = measured samples/s x this (LoadGen adds 10%; more samples is
+    # only a longer run, fewer ends INVALID under min_duration).
+    offline_qps_margin: float
+    # SingleStream/MultiStream expected latency = measured x this (<1: LoadGen pre-generates
+    # more queries than needed instead of running out, which is an error).
+    latency_margin: float
+    # Default Server target_qps = measured throughput x this (tuning overrides it).
+    server_utilization: float
+
+
+# LoadGen's early-stopping estimate needs this many queries, none over the bound, before it
+# can claim the scenario's percentile: SingleStream p90 64, MultiStream p99 662 (the rule's
+# minimums) and Server p99 459 (measured with LoadGen 6.0: 458 queries end INVALID).
+EARLY_STOPPING_MIN_QUERIES: Mapping[str, int] = MappingProxyType(
+    {"SingleStream": 64, "MultiStream": 662, "Server": 459}
+)
+
+PROFILES: Mapping[str, Profile] = MappingProxyType(
+    {
+        "submission": Profile(
+            name="submission",
+            min_duration_ms=None,
+            min_query_count=MappingProxyType({}),
+            cap_performance_sample_count=False,
+            calibration_s=1.0,
+            offline_qps_margin=1.1,
+            latency_margin=0.5,
+            server_utilization=0.5,
+        ),
+        "smoke": Profile(
+            name="smoke",
+            min_duration_ms=1000,
+            min_query_count=MappingProxyType(
+                {**EARLY_STOPPING_MIN_QUERIES, "Offline": 8}
+            ),
+            cap_performance_sample_count=True,
+            calibration_s=0.3,
+            offline_qps_margin=2.0,
+            latency_margin=0.5,
+            server_utilization=0.3,
+        ),
+    }
+)
+
+# --- Compliance audit settings and verification thresholds (compliance/nvidia/TESTxx) -------
+
+AUDIT_MODE_PERFORMANCE_ONLY = 2  # the audit.config `mode` value
+
+
+@dataclass(frozen=True)
+class VerifyThresholds:
+    """verify_performance.py of one test: relative threshold, relaxed one for short latencies."""
+
+    threshold: float
+    short_latency_threshold: float
+
+
+# A reference SingleStream latency <= 200 us or MultiStream <= 1.6 ms uses the relaxed threshold.
+SHORT_LATENCY_NS: Mapping[str, int] = MappingProxyType(
+    {"SingleStream": 200_000, "MultiStream": 1_600_000}
+)
+VERIFY_THRESHOLDS: Mapping[str, VerifyThresholds] = MappingProxyType(
+    {
+        "TEST01": VerifyThresholds(0.10, 0.20),  # |test - ref| within the threshold
+        "TEST04": VerifyThresholds(0.10, 0.20),  # test not faster than ref x (1 + threshold)
+        "TEST05": VerifyThresholds(0.05, 0.20),  # test not slower than ref x (1 -/+ threshold)
+    }
+)
+# TEST01 fallback when responses differ: |1 - baseline/compliance| x 100 must be <= this (percent).
+TEST01_ACCURACY_DELTA_PCT = 1.0
+TEST01_ACCURACY_DELTA_PCT_999 = 0.1

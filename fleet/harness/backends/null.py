@@ -1,0 +1,37 @@
+"""The null backend: answers at once with fixed outputs of the right shapes and dtypes.
+
+It measures the harness's own ceiling (LoadGen plumbing, batching, responses) with no model
+cost; it loads no model and needs no input, so the SUT skips gathering the feed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fleet.harness.tasks.base import Task
+
+
+class NullBackend:
+    name = "null"
+    execution_provider = "none"
+    needs_feed = False
+
+    def __init__(self, model: Path | None, task: Task, options: Any) -> None:
+        self.threads = 1
+        self._task = task
+        self._cache: dict[int, dict[str, np.ndarray]] = {}
+
+    def run(self, feed: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+        out = self._cache.get(n)
+        if out is None:
+            out = self._cache[n] = self._task.null_outputs(n)
+        return out
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+    def close(self) -> None:
+        self._cache.clear()

@@ -1,0 +1,106 @@
+"""Measure the backend on this node before a run, so the harness needs no tuning flags.
+
+LoadGen must be told what to expect: Offline issues `expected_qps x duration x 1.1` samples
+(too few and the run ends INVALID under min_duration), SingleStream/MultiStream pre-generate
+queries from the expected latency (too few and LoadGen errors out), Server runs at a target
+QPS within a latency bound. The harness measures the real backend on real loaded samples
+through the same gather/run/postprocess path the SUT uses, after a warm-up run, for at least
+`budget_s` (short bursts overestimate a CFS-throttled node) and at least two runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fleet.harness.errors import HarnessError
+from fleet.harness.qsl import RunErrors, SampleStore
+from fleet.harness.tasks.base import Task
+
+CALIBRATION_SAMPLES = 64
+MAX_RUNS = 2000
+# A bigger batch must beat the best so far by this much to count as better.
+MIN_GAIN = 1.02
+
+
+@dataclass(frozen=True)
+class Point:
+    """One batch size measured: median seconds per batch and samples per second."""
+
+    batch: int
+    latency_s: float
+    throughput: float
+
+
+class Calibrator:
+    def __init__(self, task: Task, backend: Any, budget_s: float) -> None:
+        self.task = task
+        self.backend = backend
+        self.budget_s = budget_s
+        self._points: dict[int, Point] = {}
+        self._store: SampleStore | None = None
+        self._loaded: np.ndarray | None = None
+
+    def _prepare(self) -> None:
+        if self._store is not None:
+            return
+        errors = RunErrors()
+        self._store = SampleStore(self.task, errors)
+        count = min(self.task.total_sample_count, CALIBRATION_SAMPLES)
+        self._loaded = np.arange(count, dtype=np.int64)
+        if getattr(self.backend, "needs_feed", True):
+            self._store.load(self._loaded.tolist())
+        if errors.count:
+            raise HarnessError(f"cannot load samples to measure the backend: {errors.summary()}")
+
+    def measure(self, batch: int) -> Point:
+        """Throughput and latency at this batch size (memoised for the process)."""
+        if batch in self._points:
+            return self._points[batch]
+        self._prepare()
+        assert self._store is not None and self._loaded is not None
+        indices = self._loaded[np.arange(batch) % len(self._loaded)]
+        needs_feed = getattr(self.backend, "needs_feed", True)
+
+        def once() -> None:
+            feed = self._store.feed(indices) if needs_feed else {}
+            self.task.postprocess(self.backend.run(feed, batch), batch)
+
+        try:
+            once()  # warm-up: first runs allocate and pick kernels
+            times: list[float] = []
+            start = time.perf_counter()
+            while len(times) < 2 or (time.perf_counter() - start < self.budget_s and len(times) < MAX_RUNS):
+                t0 = time.perf_counter()
+                once()
+                times.append(time.perf_counter() - t0)
+        except Exception as exc:
+            raise HarnessError(f"the backend fails on a batch of {batch}: {type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:300]}") from None
+        latency = float(np.median(times))
+        point = Point(batch, latency, batch * len(times) / max(sum(times), 1e-9))
+        self._points[batch] = point
+        return point
+
+    def best_batch(self, candidates: list[int], max_latency_s: float | None = None) -> Point:
+        """Climb the candidate batch sizes while throughput improves (one step of patience).
+
+        With `max_latency_s`, a batch whose latency exceeds it ends the climb (Server).
+        """
+        best: Point | None = None
+        misses = 0
+        for batch in candidates:
+            point = self.measure(batch)
+            if max_latency_s is not None and point.latency_s > max_latency_s and best is not None:
+                break
+            if best is None or point.throughput > best.throughput * MIN_GAIN:
+                best, misses = point, 0
+            else:
+                misses += 1
+                if misses > 1:
+                    break
+        assert best is not None
+        return best

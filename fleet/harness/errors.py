@@ -1,0 +1,16 @@
+"""The harness's own user-facing error.
+
+The harness runs on nodes and imports nothing from the rest of `fleet` (only
+`fleet.__version__`), so it cannot raise `fleet.errors.FleetError`. A HarnessError carries
+one line saying what is wrong and how to fix it; `python -m fleet.harness` prints it to
+stderr and exits 1 without a traceback. Anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """A problem the user can fix (bad option, missing asset, wrong model); one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))

@@ -1,0 +1,108 @@
+"""Per-scenario run plan: batch size and the LoadGen expectations, from tuning or measurement.
+
+Tuning values (spec.json / CLI flags) win; whatever is missing is measured on the node by
+the Calibrator and scaled by the profile's margins (rules/v3_1.py PROFILES). The plan becomes
+the run's user.conf, so the files next to the results say what LoadGen was told.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from fleet.harness.calibrate import Calibrator
+from fleet.harness.loadgen_conf import fmt
+from fleet.harness.rules import v3_1 as rules
+from fleet.harness.spec import Tuning
+from fleet.harness.tasks.base import Task
+
+BATCH_LADDER = (1, 2, 4, 8, 16, 32, 64, 128)
+# Offline starts its climb here: smaller batches never win on throughput.
+OFFLINE_FIRST_BATCH = 4
+# Server: a batch may take at most this share of the latency bound.
+SERVER_BATCH_SHARE_OF_BOUND = 0.25
+
+
+@dataclass
+class ScenarioPlan:
+    scenario: str
+    batch_size: int  # Offline batch, Server max batch, 1 for SingleStream, per-query batch for MultiStream
+    server_timeout_s: float = 0.0
+    # conf key -> value for `<model>.<scenario>.<key>` lines of user.conf
+    conf: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _ladder(task: Task, first: int = 1) -> list[int]:
+    cap = task.max_batch_size or BATCH_LADDER[-1]
+    ladder = [b for b in BATCH_LADDER if first <= b <= cap]
+    return ladder or [min(cap, first)]
+
+
+def plan_scenario(task: Task, scenario: str, profile: rules.Profile, tuning: Tuning,
+                  calibrator: Calibrator) -> ScenarioPlan:
+    model = rules.MODELS[task.rules_model]
+    cap = task.max_batch_size
+    if scenario == "SingleStream":
+        plan = ScenarioPlan(scenario, 1)
+        latency_ms = tuning.singlestream_expected_latency_ms
+        if latency_ms is None:
+            latency_ms = calibrator.measure(1).latency_s * 1e3 * profile.latency_margin
+        plan.conf["target_latency"] = latency_ms
+        return plan
+    if scenario == "MultiStream":
+        spq = rules.SCENARIO_RULES["MultiStream"].samples_per_query
+        batch = min(spq, cap or spq, tuning.batch_size or spq)
+        plan = ScenarioPlan(scenario, batch)
+        latency_ms = tuning.multistream_expected_latency_ms
+        if latency_ms is None:
+            per_batch = calibrator.measure(batch).latency_s
+            latency_ms = per_batch * math.ceil(spq / batch) * 1e3 * profile.latency_margin
+        plan.conf["target_latency"] = latency_ms
+        return plan
+    if scenario == "Offline":
+        batch = tuning.batch_size
+        if batch is None:
+            batch = calibrator.best_batch(_ladder(task, OFFLINE_FIRST_BATCH)).batch
+        plan = ScenarioPlan(scenario, min(batch, cap or batch))
+        qps = tuning.offline_expected_qps
+        if qps is None:
+            qps = calibrator.measure(plan.batch_size).throughput * profile.offline_qps_margin
+        plan.conf["target_qps"] = qps
+        return plan
+    if scenario == "Server":
+        bound_s = (model.server_latency_ns or 0) / 1e9
+        batch = tuning.server_max_batch or tuning.batch_size
+        if batch is None:
+            limit = bound_s * SERVER_BATCH_SHARE_OF_BOUND if bound_s else None
+            batch = calibrator.best_batch(_ladder(task), max_latency_s=limit).batch
+        plan = ScenarioPlan(scenario, min(batch, cap or batch))
+        if tuning.server_batch_timeout_ms is not None:
+            plan.server_timeout_s = tuning.server_batch_timeout_ms / 1e3
+        qps = tuning.server_target_qps
+        if qps is None:
+            point = calibrator.measure(plan.batch_size)
+            qps = point.throughput * profile.server_utilization
+            if bound_s and calibrator.measure(1).latency_s > bound_s:
+                plan.notes.append(f"one sample takes {calibrator.measure(1).latency_s * 1e3:.1f} ms, over "
+                                  f"the {bound_s * 1e3:g} ms Server bound: the run cannot be VALID")
+        plan.conf["target_qps"] = qps
+        return plan
+    raise ValueError(scenario)
+
+
+def user_conf_text(task: Task, scenario: str, profile: rules.Profile, plan: ScenarioPlan,
+                   performance_sample_count: int | None) -> str:
+    """The user.conf of one run: the profile's reductions and the plan's expectations."""
+    key = rules.MODELS[task.rules_model].loadgen_key
+    lines = [f"# user.conf written by fleet.harness: profile {profile.name}, {scenario}",
+             "# (LoadGen expectations measured on this node or given as tuning)"]
+    if profile.min_duration_ms is not None:
+        lines.append(f"{key}.{scenario}.min_duration = {profile.min_duration_ms}")
+    if scenario in profile.min_query_count:
+        lines.append(f"{key}.{scenario}.min_query_count = {profile.min_query_count[scenario]}")
+    if performance_sample_count is not None:
+        lines.append(f"{key}.{scenario}.performance_sample_count_override = {performance_sample_count}")
+    for conf_key, value in plan.conf.items():
+        lines.append(f"{key}.{scenario}.{conf_key} = {fmt(value)}")
+    return "\n".join(lines) + "\n"

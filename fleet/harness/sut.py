@@ -1,0 +1,225 @@
+"""Systems under test for the four scenarios, around one inference engine.
+
+Performance rules of the house (what makes the harness match a bare onnxruntime loop):
+- ONE thread calls the backend, so onnxruntime's intra-op pool owns the cores; Python
+  threads never run inference concurrently.
+- Per batch, not per sample: one gather for the feed, one backend call, one vectorised
+  postprocess, one QuerySamplesComplete. The only per-sample Python work is building the
+  QuerySampleResponse list.
+- LoadGen's fast SUT interface (ids and indices as plain int lists).
+
+Robustness rule: every issued sample is completed, even when inference raises. The error is
+recorded (the run is then marked failed) and the samples are completed with empty responses,
+so LoadGen never waits forever.
+
+SingleStream and MultiStream run inline in LoadGen's issue thread (one query in flight; no
+hand-off latency). Offline hands its one big query to a worker that cuts it into batches.
+Server queues samples for a dynamic batcher: it takes what is waiting, up to `max_batch`,
+after waiting at most `timeout_s` for a batch to fill (0: never wait).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from fleet.harness.qsl import RunErrors, SampleStore
+from fleet.harness.tasks.base import Task
+
+
+class Engine:
+    """Runs one batch end to end: gather, backend, postprocess, QuerySamplesComplete."""
+
+    def __init__(self, task: Task, backend: Any, store: SampleStore, errors: RunErrors, lg: Any) -> None:
+        self.task = task
+        self.backend = backend
+        self.store = store
+        self.errors = errors
+        self._lg = lg
+        self._response = lg.QuerySampleResponse
+        self._needs_feed = bool(getattr(backend, "needs_feed", True))
+
+    def process(self, ids: list[int], indices: np.ndarray) -> None:
+        n = len(ids)
+        try:
+            feed = self.store.feed(indices) if self._needs_feed else {}
+            payloads = self.task.postprocess(self.backend.run(feed, n), n)
+            self._complete(ids, payloads)
+        except Exception as exc:
+            self.errors.record("inference", exc)
+            self.complete_empty(ids)
+
+    def _complete(self, ids: list[int], payloads: Any) -> None:
+        response = self._response
+        n = len(ids)
+        if isinstance(payloads, np.ndarray):
+            buf = np.ascontiguousarray(payloads)
+            if buf.shape[:1] != (n,):
+                raise ValueError(f"postprocess returned {buf.shape[:1]} payloads for {n} samples")
+            size = buf.nbytes // n if n else 0
+            base = buf.ctypes.data
+            self._lg.QuerySamplesComplete([response(qid, base + k * size, size) for k, qid in enumerate(ids)])
+            return
+        if len(payloads) != n:
+            raise ValueError(f"postprocess returned {len(payloads)} payloads for {n} samples")
+        keep = [np.frombuffer(p, dtype=np.uint8) if isinstance(p, (bytes, bytearray))
+                else np.ascontiguousarray(p) for p in payloads]
+        pairs = zip(ids, keep, strict=True)
+        self._lg.QuerySamplesComplete([response(qid, a.ctypes.data, a.nbytes) for qid, a in pairs])
+
+    def complete_empty(self, ids: list[int]) -> None:
+        """Complete samples with empty responses (after an error), never raising."""
+        try:
+            self._lg.QuerySamplesComplete([self._response(qid, 0, 0) for qid in ids])
+        except Exception as exc:  # nothing else can be done; LoadGen reports the lost samples
+            self.errors.record("completing samples", exc)
+
+
+class BaseSUT:
+    """Common LoadGen plumbing; subclasses implement issue()."""
+
+    def __init__(self, engine: Engine, max_batch: int, lg: Any) -> None:
+        self.engine = engine
+        self.max_batch = max(1, int(max_batch))
+        self.handle = lg.ConstructFastSUT(self._issue_safe, self.flush)
+        self._lg = lg
+
+    def _issue_safe(self, ids: list[int], indices: list[int]) -> None:
+        try:
+            self.issue(ids, indices)
+        except Exception as exc:
+            self.engine.errors.record("issue", exc)
+            self.engine.complete_empty(list(ids))
+
+    def issue(self, ids: list[int], indices: list[int]) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        pass
+
+    def _run_batches(self, ids: list[int], indices: list[int]) -> None:
+        idx = np.asarray(indices, dtype=np.int64)
+        step = self.max_batch
+        for start in range(0, len(ids), step):
+            self.engine.process(ids[start : start + step], idx[start : start + step])
+
+    def stop(self) -> None:
+        self._lg.DestroyFastSUT(self.handle)
+
+
+class InlineSUT(BaseSUT):
+    """SingleStream / MultiStream: run the query in LoadGen's issue thread."""
+
+    def issue(self, ids: list[int], indices: list[int]) -> None:
+        self._run_batches(ids, indices)
+
+
+class OfflineSUT(BaseSUT):
+    """Offline: one worker thread cuts the query into batches of max_batch."""
+
+    def __init__(self, engine: Engine, max_batch: int, lg: Any) -> None:
+        super().__init__(engine, max_batch, lg)
+        self._queries: collections.deque = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="fleet-offline", daemon=True)
+        self._thread.start()
+
+    def issue(self, ids: list[int], indices: list[int]) -> None:
+        with self._cond:
+            self._queries.append((list(ids), indices))
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queries and not self._stopping:
+                    self._cond.wait()
+                if not self._queries:
+                    return
+                ids, indices = self._queries.popleft()
+            try:
+                self._run_batches(ids, indices)
+            except Exception as exc:  # _run_batches completes per batch; this is a last resort
+                self.engine.errors.record("offline worker", exc)
+                self.engine.complete_empty(ids)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join()
+        super().stop()
+
+
+class ServerSUT(BaseSUT):
+    """Server: a queue and a dynamic batcher (max batch, fill timeout) on one thread."""
+
+    def __init__(self, engine: Engine, max_batch: int, lg: Any, timeout_s: float = 0.0) -> None:
+        super().__init__(engine, max_batch, lg)
+        self.timeout_s = max(0.0, float(timeout_s))
+        self._pending: collections.deque = collections.deque()
+        self._cond = threading.Condition()
+        self._waiting = False
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="fleet-server", daemon=True)
+        self._thread.start()
+
+    def issue(self, ids: list[int], indices: list[int]) -> None:
+        with self._cond:
+            self._pending.extend(zip(ids, indices, strict=True))
+            if self._waiting:
+                self._cond.notify()
+
+    def _take(self) -> list[tuple[int, int]] | None:
+        with self._cond:
+            while not self._pending and not self._stopping:
+                self._waiting = True
+                self._cond.wait()
+                self._waiting = False
+            if not self._pending:
+                return None
+            if self.timeout_s > 0 and len(self._pending) < self.max_batch:
+                deadline = time.monotonic() + self.timeout_s
+                while len(self._pending) < self.max_batch and not self._stopping:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._waiting = True
+                    self._cond.wait(left)
+                    self._waiting = False
+            take = min(len(self._pending), self.max_batch)
+            return [self._pending.popleft() for _ in range(take)]
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            ids = [qid for qid, _ in batch]
+            try:
+                indices = np.fromiter((i for _, i in batch), dtype=np.int64, count=len(batch))
+                self.engine.process(ids, indices)
+            except Exception as exc:
+                self.engine.errors.record("server batcher", exc)
+                self.engine.complete_empty(ids)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join()
+        super().stop()
+
+
+def make_sut(scenario: str, engine: Engine, max_batch: int, lg: Any,
+             server_timeout_s: float = 0.0) -> BaseSUT:
+    if scenario == "Offline":
+        return OfflineSUT(engine, max_batch, lg)
+    if scenario == "Server":
+        return ServerSUT(engine, max_batch, lg, server_timeout_s)
+    return InlineSUT(engine, max_batch, lg)

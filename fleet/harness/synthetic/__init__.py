@@ -1,0 +1,56 @@
+"""Synthetic assets for tests and demos: official names, shapes and formats, random weights.
+
+`python -m fleet.harness synth --task resnet50 --out ASSETS [--samples N] [--variant small]`
+writes `ASSETS/resnet50_v1.onnx`, `ASSETS/imagenet/` and the marker `ASSETS/fleet_synthetic.json`
+(generator, seed, variant, sha256 of the model and digest of the dataset), from which a run's
+manifest records `synthetic: true`. Nothing is downloaded; nodes need only the `node` extra.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+MARKER = "fleet_synthetic.json"
+SYNTH_TASKS = ("resnet50",)
+
+
+def synthesize(task: str, out: Path, samples: int | None = None, seed: int = 0,
+               variant: str = "full") -> dict[str, Any]:
+    """Make the synthetic assets of `task` under `out`; returns the marker's content."""
+    from fleet.harness.errors import HarnessError
+
+    if task != "resnet50":
+        raise HarnessError(f"no synthetic assets for task {task!r} (available: {', '.join(SYNTH_TASKS)})")
+    from fleet.harness.synthetic.resnet50_assets import make_resnet50_assets
+
+    marker = make_resnet50_assets(Path(out), samples or 64, seed, variant)
+    write_marker(Path(out), marker)
+    return marker
+
+
+def write_marker(out: Path, marker: dict[str, Any]) -> None:
+    path = out / MARKER
+    tmp = path.with_name(f".{MARKER}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def find_marker(*paths: Path) -> list[dict[str, Any]]:
+    """Markers found in each path or its parent (an asset dir is ASSETS or ASSETS/<dataset>)."""
+    found = []
+    seen: set[Path] = set()
+    for p in paths:
+        p = Path(p)
+        for d in (p if p.is_dir() else p.parent, (p if p.is_dir() else p.parent).parent):
+            cand = (d / MARKER).resolve()
+            if cand in seen or not cand.is_file():
+                continue
+            seen.add(cand)
+            try:
+                found.append(json.loads(cand.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+    return found

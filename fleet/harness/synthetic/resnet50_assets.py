@@ -1,0 +1,69 @@
+"""Synthetic ResNet50 model + ImageNet dataset, made together (the dataset is teacher-labelled)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fleet import __version__
+from fleet.harness import digest
+from fleet.harness.synthetic import imagenet, resnet50
+from fleet.harness.tasks.resnet50 import ResNet50
+
+MODEL_FILE = "resnet50_v1.onnx"
+DATASET_DIR = "imagenet"
+CALIBRATION_IMAGES = 48
+
+
+def _session(model: bytes):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+def make_resnet50_assets(out: Path, samples: int, seed: int, variant: str) -> dict[str, Any]:
+    from fleet.harness.errors import HarnessError
+
+    if variant not in resnet50.VARIANTS:
+        raise HarnessError(f"unknown variant {variant!r} (choose from {', '.join(resnet50.VARIANTS)})")
+    if samples < 1:
+        raise HarnessError("--samples must be at least 1")
+    out.mkdir(parents=True, exist_ok=True)
+    calib = imagenet.calibration_batch(seed, CALIBRATION_IMAGES)
+
+    def features_of(backbone: bytes) -> np.ndarray:
+        sess = _session(backbone)
+        return np.concatenate([sess.run(None, {resnet50.INPUT_NAME: calib[i : i + 16]})[0]
+                               for i in range(0, len(calib), 16)])
+
+    model = resnet50.build(seed, variant, features_of)
+    model_path = out / MODEL_FILE
+    tmp = model_path.with_name(f".{MODEL_FILE}.{os.getpid()}.tmp")
+    tmp.write_bytes(model)
+    os.replace(tmp, model_path)
+
+    sess = _session(model)
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return sess.run([resnet50.SOFTMAX_NAME], {resnet50.INPUT_NAME: batch})[0]
+
+    dataset = out / DATASET_DIR
+    labels = imagenet.make_dataset(dataset, samples, seed, predict)
+    task = ResNet50()
+    return {
+        "generator": "fleet.harness.synthetic",
+        "fleet_version": __version__,
+        "task": "resnet50",
+        "seed": seed,
+        "variant": variant,
+        "samples": samples,
+        "distinct_labels": len(set(labels.tolist())),
+        "model": {"file": MODEL_FILE, "sha256": digest.file_sha256(model_path)},
+        "dataset": {"dir": DATASET_DIR,
+                    "sha256": digest.tree_sha256(dataset, task.dataset_files(dataset))},
+    }

@@ -1,0 +1,29 @@
+"""Task registry: fleet task name -> the module and class implementing it (imported lazily).
+
+The interface every task implements is `tasks.base.Task`. Register a new task here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from fleet.harness.errors import HarnessError
+from fleet.harness.tasks.base import Task
+
+# task name -> "module:Class"
+REGISTRY: dict[str, str] = {
+    "resnet50": "fleet.harness.tasks.resnet50:ResNet50",
+}
+
+
+def task_names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def get_task(name: str) -> Task:
+    """A fresh Task instance; HarnessError naming the known tasks if `name` is not one."""
+    target = REGISTRY.get(name)
+    if target is None:
+        raise HarnessError(f"unknown task {name!r} (this harness runs: {', '.join(task_names())})")
+    module_name, cls_name = target.split(":")
+    return getattr(importlib.import_module(module_name), cls_name)()

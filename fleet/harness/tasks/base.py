@@ -1,0 +1,108 @@
+"""The Task interface: everything the harness needs to know about one benchmark.
+
+A task is the only place that knows a dataset format, a preprocessing, a model's inputs and
+outputs, a response payload and an accuracy script. The rest of the harness (QSL, SUTs,
+LoadGen settings, compliance, manifest) is task-agnostic and talks to tasks through this
+class. A new task is one module in `fleet/harness/tasks/` registered in `tasks/__init__.py`.
+
+Lifecycle, as the harness drives it for one run:
+
+1. `task = TaskClass()`; the class attributes describe it (`name`, `rules_model`,
+   `max_batch_size`, `inputs`, `outputs`, `response_dtype`).
+2. `task.open(dataset_dir, cache_dir)` reads the dataset's index, checks that every file it
+   names exists (a missing or unreadable file is a HarnessError naming it, never a silent
+   index shift: QSL index i must stay dataset item i), and preprocesses everything into a
+   cache so that the timed part never decodes or resizes. `task.total_sample_count` is then
+   known. `task.dataset_files(dataset_dir)` lists the files the dataset digest covers.
+3. The QSL calls `task.load_sample(i)` for each sample LoadGen asks to hold in memory; it
+   returns `{input name: array}` with the per-sample shape of `inputs` (no batch axis). The
+   QSL stacks them into one contiguous array per input, so the SUT builds a batch's feed
+   with one fancy-indexing gather (`task.gather`, overridable for ragged inputs).
+4. The backend runs the feed and returns `{output name: array with a batch axis}` for the
+   names in `outputs`.
+5. `task.postprocess(outputs, n)` turns a batch's outputs into LoadGen response payloads,
+   one per sample, in batch order: either one ndarray whose row i is sample i's payload
+   (fixed size, the fast path: one buffer per batch), or a list of n ndarrays/bytes whose
+   sizes may differ per sample (e.g. detection lists). LoadGen logs these bytes, hex-encoded,
+   in mlperf_log_accuracy.json.
+6. `task.accuracy(accuracy_log, dataset_dir)` runs the task's accuracy script over a
+   mlperf_log_accuracy.json and returns the text that becomes accuracy.txt (the script's
+   stdout, without the hash line) and the first metric as a float.
+
+`response_dtype` is how TEST01 decodes payloads when it compares the audit run's responses
+with the accuracy run's (the official `--dtype` of verify_accuracy.py).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output: name, numpy dtype name, per-sample shape (no batch axis)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """What an accuracy script printed (accuracy.txt, no hash line) and its first metric."""
+
+    text: str
+    value: float
+
+
+Payloads = np.ndarray | Sequence[Any]
+
+
+class Task(ABC):
+    """One benchmark as the harness sees it; see the module docstring for the lifecycle."""
+
+    name: ClassVar[str]  # fleet task name, e.g. "resnet50"
+    rules_model: ClassVar[str]  # submission model name in rules.MODELS, e.g. "resnet"
+    max_batch_size: ClassVar[int | None] = None  # None: any; 1 for fixed-batch models
+    inputs: ClassVar[tuple[TensorSpec, ...]]
+    outputs: ClassVar[tuple[TensorSpec, ...]]  # the outputs postprocess needs
+    response_dtype: ClassVar[str] = "float32"
+
+    @abstractmethod
+    def open(self, dataset_dir: Path, cache_dir: Path) -> None:
+        """Index the dataset, check every file, fill the preprocessed cache."""
+
+    @property
+    @abstractmethod
+    def total_sample_count(self) -> int:
+        """Samples in the dataset (LoadGen's QSL total count); valid after open()."""
+
+    @abstractmethod
+    def dataset_files(self, dataset_dir: Path) -> list[Path]:
+        """Every file the dataset digest covers (index files and samples), in a stable order."""
+
+    @abstractmethod
+    def load_sample(self, index: int) -> dict[str, np.ndarray]:
+        """One preprocessed sample, `{input name: array of the input's per-sample shape}`."""
+
+    def gather(self, store: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+        """A batch's backend feed from the QSL's contiguous arrays (rows: positions in them)."""
+        return {name: array[rows] for name, array in store.items()}
+
+    @abstractmethod
+    def postprocess(self, outputs: dict[str, np.ndarray], n: int) -> Payloads:
+        """Response payloads for the n samples of a batch, in batch order."""
+
+    @abstractmethod
+    def accuracy(self, accuracy_log: Path, dataset_dir: Path) -> AccuracyResult:
+        """Run the accuracy script over an accuracy log."""
+
+    def null_outputs(self, n: int) -> dict[str, np.ndarray]:
+        """Fixed outputs of the right shapes and dtypes for n samples (the null backend)."""
+        return {o.name: np.zeros((n, *o.shape), dtype=o.dtype) for o in self.outputs}
