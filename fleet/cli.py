@@ -19,6 +19,9 @@ from fleet.errors import FleetError
 VERBS: dict[str, str] = {
     "run": "fleet.commands.run",
     "nodes": "fleet.commands.nodes",
+    "submit": "fleet.commands.submit",
+    "check": "fleet.commands.check",
+    "report": "fleet.commands.report",
     "schedule": "fleet.commands.schedule",
     "history": "fleet.commands.history",
 }

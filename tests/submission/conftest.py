@@ -16,7 +16,7 @@ import rawtree
 @pytest.fixture(scope="session")
 def logset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every scenario x mode of a real LoadGen run (seconds, once per session)."""
-    return rawtree.make_logset(tmp_path_factory.mktemp("logset"))
+    return rawtree.shared_logset(lambda: tmp_path_factory.mktemp("logset"))
 
 
 @pytest.fixture

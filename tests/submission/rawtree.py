@@ -16,6 +16,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,6 +197,16 @@ def make_logset(out: Path, scenarios: tuple[str, ...] = SCENARIOS, variants: boo
         good, total = _accuracy_fraction(out / "variants/broken_accuracy/mlperf_log_accuracy.json")
         (out / "variants/broken_accuracy/accuracy.txt").write_text(accuracy_text("resnet50", good, total))
     return out
+
+
+_SHARED: dict[str, Path] = {}
+
+
+def shared_logset(make_dir: Callable[[], Path]) -> Path:
+    """One logset per test process, whichever suite asks first (make_dir gives an empty dir)."""
+    if "logset" not in _SHARED:
+        _SHARED["logset"] = make_logset(make_dir())
+    return _SHARED["logset"]
 
 
 @dataclass
