@@ -14,20 +14,32 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "fleet_synthetic.json"
-SYNTH_TASKS = ("resnet50",)
+# task -> "module:function"; function(out: Path, samples: int | None, seed: int, variant: str)
+# makes the assets under `out` and returns the marker content (with "model"/"dataset" sha256s).
+REGISTRY: dict[str, str] = {
+    "resnet50": "fleet.harness.synthetic.resnet50_assets:make_resnet50_assets",
+}
 
 
 def synthesize(task: str, out: Path, samples: int | None = None, seed: int = 0,
                variant: str = "full") -> dict[str, Any]:
     """Make the synthetic assets of `task` under `out`; returns the marker's content."""
+    import importlib
+
     from fleet.harness.errors import HarnessError
 
-    if task != "resnet50":
-        raise HarnessError(f"no synthetic assets for task {task!r} (available: {', '.join(SYNTH_TASKS)})")
-    from fleet.harness.synthetic.resnet50_assets import make_resnet50_assets
-
-    marker = make_resnet50_assets(Path(out), samples or 64, seed, variant)
-    write_marker(Path(out), marker)
+    target = REGISTRY.get(task)
+    if target is None:
+        known = ", ".join(sorted(REGISTRY))
+        raise HarnessError(f"no synthetic assets for task {task!r} (available: {known})")
+    if samples is not None and samples < 1:
+        raise HarnessError("--samples must be at least 1")
+    module_name, func_name = target.split(":")
+    maker = getattr(importlib.import_module(module_name), func_name)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    marker = maker(out, samples, seed, variant)
+    write_marker(out, marker)
     return marker
 
 

@@ -26,14 +26,15 @@ def _session(model: bytes):
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
-def make_resnet50_assets(out: Path, samples: int, seed: int, variant: str) -> dict[str, Any]:
+DEFAULT_SAMPLES = 64
+
+
+def make_resnet50_assets(out: Path, samples: int | None, seed: int, variant: str) -> dict[str, Any]:
     from fleet.harness.errors import HarnessError
 
     if variant not in resnet50.VARIANTS:
         raise HarnessError(f"unknown variant {variant!r} (choose from {', '.join(resnet50.VARIANTS)})")
-    if samples < 1:
-        raise HarnessError("--samples must be at least 1")
-    out.mkdir(parents=True, exist_ok=True)
+    samples = samples or DEFAULT_SAMPLES
     calib = imagenet.calibration_batch(seed, CALIBRATION_IMAGES)
 
     def features_of(backbone: bytes) -> np.ndarray:
