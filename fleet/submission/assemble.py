@@ -114,10 +114,13 @@ class _Builder:
             json.dumps(sysjson.build_system_json(host, self.division, self.submitter), indent=2) + "\n",
         )
         assembly.systems[system] = {"category": host.category, "raw": host.name}
+        # Expected: every planned (task, scenario), and in closed every required scenario too.
         for task in host.tasks():
             model = rules.model_for_task(task)
-            for scen in model.scenarios_for(host.category):
-                assembly.expected.append(f"{system}/{model.name}/{scen}")
+            planned = {r["scenario"] for r in host.runs if r["task"] == task}
+            if self.division != "open":
+                planned |= set(model.scenarios_for(host.category))
+            assembly.expected += [f"{system}/{model.name}/{scen}" for scen in sorted(planned)]
         for (task, scen), runs in sorted(_runs_by_scenario(host).items()):
             self.result(host, task, scen, runs, assembly)
 

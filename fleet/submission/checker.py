@@ -179,7 +179,9 @@ class _Walker:
                 model_dir, "model-not-allowed", f"{model.name} is not allowed on a {system_type} system"
             )
             return
-        for scen in required:
+        # Without an assembly record: closed needs the required scenarios, open what is there.
+        present = [d.name for d in model_dir.iterdir() if d.is_dir()]
+        for scen in present if division == "open" else required:
             self.derived_expected.append(f"{system}/{model_dir.name}/{scen}")
         passing: set[str] = set()
         for scen_dir in sorted(p for p in model_dir.iterdir() if p.is_dir()):

@@ -19,6 +19,12 @@ def logset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return rawtree.shared_logset(lambda: tmp_path_factory.mktemp("logset"))
 
 
+@pytest.fixture(scope="session")
+def harness_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The node harness's own output for resnet50 Offline, every mode (about 20 s)."""
+    return rawtree.make_harness_out(tmp_path_factory.mktemp("harness"))
+
+
 @pytest.fixture
 def make_run(tmp_path: Path, logset: Path) -> Callable[..., Path]:
     """make_run(hosts=None, run_id="run-test") -> runs/<run_id> under tmp_path."""

@@ -1,15 +1,23 @@
-"""Fixture factory: real LoadGen logs laid out as `runs/<run>/raw/<host>/` (docs/contracts.md).
+"""Fixture factory: real LoadGen output laid out as `runs/<run>/raw/<host>/` (docs/contracts.md).
 
-`make_logset` runs LoadGen once (lgsut.py, in a subprocess) for every scenario and mode and
-post-processes like the harness would: accuracy.txt from the full accuracy log (no hash
-line), TEST01 verify_accuracy.txt by comparing logged responses, and verify_performance.txt
-in the official format with the real reference and test scores. The stand-in does not
-re-implement the audit score thresholds (that is fleet/harness/compliance's job, and at
-these sub-second durations the scores are timing noise): its verdict is TEST PASS when the
-audit run is VALID and in the same scenario. `build_run` copies a logset into any number of
-hosts with manifest.json and node.json, including private inventory data to test privacy.
+Two sources, both real LoadGen runs:
+* `make_harness_out` runs the node harness itself (`python -m fleet.harness synth` + `run`,
+  synthetic small ResNet50, smoke profile). Its timings are real, so on a busy 2-core
+  machine its audit verdicts and Server validity vary from run to run, and all four
+  scenarios take minutes (MultiStream alone ~70 s). Tests use it for Offline only and assert
+  what must hold whatever the timing: the layout contract, and that the checker agrees with
+  the harness's own verdicts.
+* `make_logset` (lgsut.py, a minimal numpy SUT, every scenario x mode in ~8 s) gives
+  deterministic trees for the pass/defect tests, plus real defect variants (wrong seed,
+  INVALID run, broken accuracy). It post-processes like the harness: accuracy.txt from the
+  full log (no hash line), TEST01 verify_accuracy.txt by comparing responses, and
+  verify_performance.txt in the official format with the real scores; its verdict is TEST
+  PASS when the audit run is VALID and in the same scenario (the score thresholds are the
+  harness's job, tested there).
+
+`build_run` / `build_run_from_harness` copy one output into any number of hosts with
+node.json (and, for the logset, manifest.json), including private inventory data.
 """
-
 from __future__ import annotations
 
 import json
@@ -298,6 +306,33 @@ def _manifest_run(host: Host, task: str, scen: str, mode: str, rel: str, raw_hos
     return run
 
 
+def write_node_json(raw_host: Path, host: Host) -> None:
+    """What `fleet collect` writes beside a node's results (docs/contracts.md)."""
+    node = {
+        "inventory_hostname": host.name,
+        "system_name": host.system_name,
+        "category": host.category,
+        "system_overrides": dict(host.overrides),
+        "facts": {
+            "cpu_model": "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz",
+            "sockets": 1,
+            "cores_per_socket": host.cores,
+            "threads_per_core": 1,
+            "logical_cpus": host.cores,
+            "memory_mb": 23841,
+            "os": "Debian 12",
+            "kernel": "6.1.0",
+            "architecture": "x86_64",
+        },
+        # What an inventory also knows about a node and must stay private.
+        "ansible_host": host.address,
+        "ansible_user": host.user,
+        "ansible_ssh_private_key_file": host.key_path,
+        "fleet_workdir": host.workdir,
+    }
+    (raw_host / "node.json").write_text(json.dumps(node, indent=2))
+
+
 def build_run(run_dir: Path, logset: Path, hosts: list[Host], run_id: str = "run-test") -> Path:
     """Write runs/<run_id>/raw/<host>/ for every host from one logset; returns run_dir."""
     run_dir = Path(run_dir)
@@ -351,29 +386,76 @@ def build_run(run_dir: Path, logset: Path, hosts: list[Host], run_id: str = "run
             "runs": runs,
         }
         (raw_host / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        node = {
-            "inventory_hostname": host.name,
-            "system_name": host.system_name,
-            "category": host.category,
-            "system_overrides": dict(host.overrides),
-            "facts": {
-                "cpu_model": "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz",
-                "sockets": 1,
-                "cores_per_socket": host.cores,
-                "threads_per_core": 1,
-                "logical_cpus": host.cores,
-                "memory_mb": 23841,
-                "os": "Debian 12",
-                "kernel": "6.1.0",
-                "architecture": "x86_64",
-            },
-            # What an inventory also knows about a node and must stay private.
-            "ansible_host": host.address,
-            "ansible_user": host.user,
-            "ansible_ssh_private_key_file": host.key_path,
-            "fleet_workdir": host.workdir,
-        }
-        (raw_host / "node.json").write_text(json.dumps(node, indent=2))
+        write_node_json(raw_host, host)
+    (run_dir / "run.json").write_text(json.dumps({"run_id": run_id}))
+    return run_dir
+
+
+def make_harness_out(base: Path, scenarios: tuple[str, ...] = ("Offline",)) -> Path:
+    """Run the real node harness (synthetic small ResNet50, smoke profile); returns its --out."""
+    base = Path(base)
+    repo = HERE.parents[1]
+    assets = base / "assets"
+    harness = [sys.executable, "-m", "fleet.harness"]
+    subprocess.run(
+        [
+            *harness,
+            "synth",
+            "--task",
+            "resnet50",
+            "--variant",
+            "small",
+            "--samples",
+            "64",
+            "--out",
+            str(assets),
+        ],
+        check=True,
+        cwd=repo,
+        capture_output=True,
+        timeout=900,
+    )
+    made = json.loads((assets / "fleet_synthetic.json").read_text())
+    spec = {
+        "task": "resnet50",
+        "scenarios": list(scenarios),
+        "modes": list(MODES),
+        "profile": "smoke",
+        "model": str(assets / made["model"]["file"]),
+        "dataset": str(assets / made["dataset"]["dir"]),
+        "synthetic": True,
+        "run_id": "run-harness",
+    }
+    (base / "spec.json").write_text(json.dumps(spec))
+    out = base / "out"
+    subprocess.run(
+        [
+            *harness,
+            "run",
+            "--spec",
+            str(base / "spec.json"),
+            "--out",
+            str(out),
+            "--cache",
+            str(base / "cache"),
+        ],
+        check=True,
+        cwd=repo,
+        capture_output=True,
+        timeout=900,
+    )
+    return out
+
+
+def build_run_from_harness(
+    run_dir: Path, harness_out: Path, hosts: list[Host], run_id: str = "run-h"
+) -> Path:
+    """raw/<host>/ = the harness's own output + node.json, as `fleet collect` leaves it."""
+    run_dir = Path(run_dir)
+    for host in hosts:
+        raw_host = run_dir / "raw" / host.name
+        shutil.copytree(harness_out, raw_host)
+        write_node_json(raw_host, host)
     (run_dir / "run.json").write_text(json.dumps({"run_id": run_id}))
     return run_dir
 
