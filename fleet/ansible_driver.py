@@ -86,7 +86,7 @@ class AnsibleDriver:
             "ANSIBLE_LOCAL_TEMP": str(tmp),
             "ANSIBLE_REMOTE_TEMP": "~/.ansible/tmp",
             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.control_dir),
-            "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=120s",
+            "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=120s -o ServerAliveInterval=15",
             "ANSIBLE_PIPELINING": "True",
             "ANSIBLE_TIMEOUT": "15",
             "ANSIBLE_FORKS": str(max(1, forks)),

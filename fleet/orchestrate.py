@@ -40,8 +40,8 @@ from fleet.plan import Job, job_spec, jobs_of
 from fleet.progress import Progress
 from fleet.runstate import FAILED, OK, PENDING, RUNNING, JobState, NodeState, RunState, now
 
-JOB_TASK_PREFIX = "fleet-job "
-BENCH_POLL_S = 2
+JOB_START = "fleet-job "  # bench task names (roles/bench/tasks/job.yml) the events are read from
+JOB_RESULT = "fleet-result "
 
 
 def new_run_id() -> str:
@@ -314,7 +314,14 @@ class _Run:
                 one = job_spec(spec, job.scenario, model, dataset)
                 one.run_id = self.state.run_id
                 slug = Job(job.host, job.task, job.scenario, tuple(job.modes)).slug
-                jobs.append({"id": job.id, "slug": slug, "spec": json.loads(one.to_json())})
+                jobs.append(
+                    {
+                        "id": job.id,
+                        "slug": slug,
+                        "attempt": job.attempts + 1,
+                        "spec": json.loads(one.to_json()),
+                    }
+                )
             by_host[host] = jobs
             self.attempted[host] = [j for j in self.todo if j.host == host]
             self.deploy_info[host]["jobs"] = jobs
@@ -322,7 +329,6 @@ class _Run:
             "fleet_run_id": self.state.run_id,
             "fleet_nodes": {h: self.deploy_info[h] for h in hosts},
             "bench_timeout_s": self.settings.job_timeout_s(),
-            "bench_poll_s": BENCH_POLL_S,
         }
         for host in hosts:
             self.progress.stage(host, "bench")
@@ -424,9 +430,10 @@ class _Run:
             return
         data = event.get("event_data") or {}
         task = str(data.get("task") or "")
-        if not task.startswith(JOB_TASK_PREFIX):
+        prefix = next((p for p in (JOB_START, JOB_RESULT) if task.startswith(p)), None)
+        if prefix is None:
             return
-        job_id = task[len(JOB_TASK_PREFIX) :].strip()
+        job_id = task[len(prefix) :].strip()
         job = self.state.jobs.get(job_id)
         host = data.get("host")
         if job is None or host != job.host:
@@ -434,14 +441,14 @@ class _Run:
         kind = event.get("event")
         res = data.get("res") or {}
         with self._lock:
-            if kind == "runner_on_start":
+            if kind == "runner_on_start" and prefix == JOB_START:
                 job.status, job.started, job.attempts = RUNNING, now(), job.attempts + 1
                 self.progress.job_started(host, job_id)
                 self.state.save()
-            elif kind in ("runner_on_ok", "runner_on_failed"):
-                rc = res.get("rc")
+            elif kind in ("runner_on_ok", "runner_on_failed") and prefix == JOB_RESULT:
+                rc = res.get("rc") if res.get("finished") else None
                 stderr = (res.get("stderr") or "").strip()
-                line = stderr.splitlines()[-1] if stderr else (res.get("msg") or "")
+                line = stderr.splitlines()[-1] if stderr else (res.get("msg") or "the job did not finish")
                 self.bench_rc[job_id] = (rc if isinstance(rc, int) else 1, str(line)[:500])
                 slug = Job(job.host, job.task, job.scenario, tuple(job.modes)).slug
                 log = f"rc={rc}\n--- stdout\n{res.get('stdout') or ''}\n--- stderr\n{stderr}\n"

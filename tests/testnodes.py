@@ -200,7 +200,7 @@ class TestNodes:
             groups[node.category].append(
                 f"{node.name} ansible_host={node.ip} fleet_workdir={node.workdir} "
                 f"ansible_remote_tmp={node.dir}/tmp ansible_async_dir={node.dir}/async "
-                f"fleet_system_name=test_{node.name}"
+                f"fleet_system_name=test_{node.name} fleet_threads=1"
             )
         lines = []
         for group, hosts in groups.items():

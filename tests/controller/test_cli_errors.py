@@ -1,0 +1,52 @@
+"""Bad inputs end in one line `fleet: error: ...`, exit 1, no traceback, nothing started."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LAB = "[edge]\ne1 ansible_host=192.0.2.1\n[datacenter]\nd1 ansible_host=192.0.2.2\n"
+
+
+@pytest.mark.parametrize(
+    "inventory, args, message",
+    [
+        (LAB, ["--task", "resnet51"], "unknown task 'resnet51'"),
+        (LAB, ["--task", "bert-99.9"], "bert-99.9 cannot run on edge host e1"),
+        (
+            LAB,
+            ["--task", "resnet50", "--scenario", "Server"],
+            "scenario Server is not allowed for resnet50 on edge host e1",
+        ),
+        ("[edge\ne1 = =\n", ["--task", "resnet50"], "cannot parse inventory"),
+        ("[web]\nw1\n", ["--task", "resnet50"], "neither group edge nor datacenter"),
+        (LAB, ["--task", "resnet50", "--modes", "TEST09"], "unknown mode 'TEST09'"),
+        (LAB, ["--task", "resnet50", "--artifacts", "/nonexistent"], "is not a directory"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path: Path, inventory, args, message):
+    inv = tmp_path / "lab.ini"
+    inv.write_text(inventory)
+    runs = tmp_path / "runs"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet.cli", "run", "--inventory", str(inv), "--runs-dir", str(runs), *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fleet: error: ") and message in lines[0], proc.stderr
+    assert not runs.exists()
+
+
+def test_resume_of_unknown_run(tmp_path: Path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet.cli", "run", "--runs-dir", str(tmp_path), "--resume", "nope"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"fleet: error: no run 'nope': {tmp_path}/nope/run.json does not exist"
+    ]

@@ -1,0 +1,174 @@
+"""`fleet run` end to end on three real sshd nodes (one edge with a CPU quota, two datacenter).
+
+Real ansible-runner, real wheelhouse deploy (the nodes have no route to any index), real
+harness and LoadGen on a reduced synthetic ResNet50. The full run provisions the nodes once
+per session; later tests reuse them (provision and deploy are then skipped on the nodes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fleet.runstate import RunState
+
+pytestmark = pytest.mark.integration
+
+FLEET = [sys.executable, "-m", "fleet.cli"]
+SMALL = ["--synthetic", "--synthetic-variant", "small", "--synthetic-samples", "32", "--plain"]
+
+
+def fleet(*args: str, cache: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FLEET_CACHE_DIR": str(cache)}
+    return subprocess.run(
+        [*FLEET, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def fleet_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fleet-cache")
+
+
+@pytest.fixture(scope="session")
+def full_run(testnodes, fleet_cache, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    proc = fleet("run", "--inventory", str(testnodes.inventory), "--task", "resnet50", "--profile", "smoke",
+                 "--runs-dir", str(runs), "--run-id", "full", *SMALL, cache=fleet_cache)  # fmt: skip
+    return proc, runs / "full"
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_full_run_collects_valid_results_from_every_node(full_run):
+    proc, run_dir = full_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = RunState.load(run_dir / "run.json")
+    expected = {
+        "node1": {"SingleStream", "MultiStream", "Offline"},
+        "node2": {"Server", "Offline"},
+        "node3": {"Server", "Offline"},
+    }
+    got: dict[str, set[str]] = {}
+    for job in state.jobs.values():
+        got.setdefault(job.host, set()).add(job.scenario)
+        assert job.status == "ok", (job.id, job.error)
+        assert job.validity == "VALID", job.id
+        assert job.accuracy is not None and job.accuracy > 90, job.id
+    assert got == expected
+    for host, scenarios in expected.items():
+        raw = run_dir / "raw" / host
+        manifest = json.loads((raw / "manifest.json").read_text())
+        assert {(r["scenario"], r["mode"]) for r in manifest["runs"]} == {
+            (s, m) for s in scenarios for m in ("performance", "accuracy")
+        }
+        for scen in scenarios:
+            assert (raw / "resnet50" / scen / "performance" / "run_1" / "mlperf_log_detail.txt").is_file()
+            assert (raw / "resnet50" / scen / "accuracy" / "mlperf_log_accuracy.json").is_file()
+        node = json.loads((raw / "node.json").read_text())
+        assert node["inventory_hostname"] == host and node["system_name"] == f"test_{host}"
+        assert node["category"] == ("edge" if host == "node1" else "datacenter")
+        assert node["facts"]["logical_cpus"] >= 1 and node["facts"]["architecture"]
+    # the run dir holds the plan, one private data dir per stage, and the summary table
+    assert (run_dir / "plan.json").is_file()
+    assert {p.name for p in (run_dir / "ansible").iterdir()} >= {"provision", "deploy", "assets", "bench"}
+    assert "node1  resnet50  MultiStream   ok" in proc.stdout
+
+
+def test_second_run_skips_deploy_and_assets(full_run, testnodes, fleet_cache, tmp_path):
+    assert full_run[0].returncode == 0
+    proc = fleet("run", "-i", str(testnodes.inventory), "-t", "resnet50", "--scenario", "Offline",
+                 "--modes", "performance", "--runs-dir", str(tmp_path), "--run-id", "warm", *SMALL,
+                 cache=fleet_cache)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for stage in ("deploy", "assets"):
+        events = [
+            json.loads(p.read_text())
+            for p in (tmp_path / "warm" / "ansible" / stage / "artifacts").rglob("job_events/*.json")
+        ]
+        changed = [
+            e for e in events if e.get("event") == "runner_on_ok" and e["event_data"]["res"].get("changed")
+        ]
+        assert not changed, [(e["event_data"]["host"], e["event_data"]["task"]) for e in changed]
+
+
+def test_killed_node_fails_alone_and_resume_completes_it(full_run, testnodes, fleet_cache, tmp_path):
+    assert full_run[0].returncode == 0
+    env = {**os.environ, "FLEET_CACHE_DIR": str(fleet_cache)}
+    args = [*FLEET, "run", "-i", str(testnodes.inventory), "-t", "resnet50", "--scenario", "Offline",
+            "--runs-dir", str(tmp_path), "--run-id", "kill", *SMALL]  # fmt: skip
+    run_json = tmp_path / "kill" / "run.json"
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if run_json.exists():
+                jobs = json.loads(run_json.read_text())["jobs"]
+                if jobs["node2/resnet50/Offline"]["status"] == "running":
+                    break
+            time.sleep(0.2)
+        testnodes.stop("node2")
+        _out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        testnodes.start("node2")
+    assert proc.returncode == 1, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("fleet: 1 of 3 jobs failed")
+    state = RunState.load(run_json)
+    node2 = state.jobs["node2/resnet50/Offline"]
+    assert node2.status == "failed" and node2.stage == "bench" and "unreachable" in node2.error
+    for host in ("node1", "node3"):
+        assert state.jobs[f"{host}/resnet50/Offline"].status == "ok"
+    kept = {h: tree_digest(tmp_path / "kill" / "raw" / h) for h in ("node1", "node3")}
+
+    again = fleet("run", "--runs-dir", str(tmp_path), "--resume", "kill", "--plain", cache=fleet_cache)
+    assert again.returncode == 0, again.stderr[-3000:]
+    state = RunState.load(run_json)
+    assert state.attempts[-1]["jobs"] == ["node2/resnet50/Offline"]
+    assert all(j.status == "ok" and j.validity == "VALID" for j in state.jobs.values())
+    assert state.jobs["node2/resnet50/Offline"].attempts == 2
+    assert [state.jobs[f"{h}/resnet50/Offline"].attempts for h in ("node1", "node3")] == [1, 1]
+    for host, digest in kept.items():
+        assert tree_digest(tmp_path / "kill" / "raw" / host) == digest, f"{host} was rewritten by the resume"
+    assert (
+        tmp_path / "kill" / "raw" / "node2" / "resnet50" / "Offline" / "accuracy" / "accuracy.txt"
+    ).is_file()
+
+
+def test_fleet_nodes_reports_every_node(full_run, testnodes, fleet_cache):
+    assert full_run[0].returncode == 0
+    proc = fleet("nodes", "--inventory", str(testnodes.inventory), cache=fleet_cache)
+    assert proc.returncode == 0, proc.stderr
+    lines = {ln.split()[0]: ln for ln in proc.stdout.splitlines()[1:]}
+    assert set(lines) == {"node1", "node2", "node3"}
+    assert "edge" in lines["node1"] and "datacenter" in lines["node2"]
+    assert all(" ok " in ln and "deployed" in ln for ln in lines.values())
+
+
+def test_wrong_host_key_is_refused_by_ansible(testnodes, fleet_cache, tmp_path):
+    bad_known = tmp_path / "known_hosts"
+    first = testnodes.node("node3")
+    # node3's address with node2's key: the node3 host key must not be accepted.
+    other_key = (Path(testnodes.node("node2").dir) / "host_key.pub").read_text().split()
+    bad_known.write_text(f"{first.ip} {other_key[0]} {other_key[1]}\n")
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(testnodes.ssh_config.read_text().replace(str(testnodes.known_hosts), str(bad_known)))
+    inv = tmp_path / "inv.ini"
+    inv.write_text(testnodes.inventory.read_text().replace(str(testnodes.ssh_config), str(cfg)))
+    proc = fleet("nodes", "--inventory", str(inv), "--limit", "node3", cache=fleet_cache)
+    assert proc.returncode == 1
+    assert "node3" in proc.stdout and "unreachable" in proc.stdout
