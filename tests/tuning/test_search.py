@@ -77,3 +77,37 @@ def test_knob_search_skips_invalid_candidates() -> None:
 
     result = search_knobs(measure, {"batch": [1, 2, 4, 8]}, {"batch": 1})
     assert result.best is not None and result.best.settings["batch"] == 4
+
+
+def test_ordered_knob_climbs_to_the_peak_without_sweeping() -> None:
+    ladder = [1, 2, 4, 8, 16, 32, 64, 128]
+    tried: list[int] = []
+
+    def measure(settings):
+        tried.append(settings["batch"])
+        return KnobTrial(settings, float(-abs(ladder.index(settings["batch"]) - 4)))  # peak at 16
+
+    result = search_knobs(measure, {"batch": ladder}, {"batch": 2}, ordered={"batch"}, max_trials=30)
+    assert result.best is not None and result.best.settings["batch"] == 16
+    # 2 -> 1 (worse) and 4 (better) -> 8 -> 16 -> 32 (worse): never 64 or 128.
+    assert sorted(tried) == [1, 2, 4, 8, 16, 32]
+
+
+def test_ordered_knob_swept_when_the_incumbent_is_off_the_list() -> None:
+    result = search_knobs(
+        lambda s: KnobTrial(s, float(s["batch"])), {"batch": [1, 2, 4]}, {"batch": 3}, ordered={"batch"}
+    )
+    assert result.best is not None and result.best.settings["batch"] == 4
+    assert len(result.trials) == 4
+
+
+def test_knob_search_stops_on_max_trials_but_reuses_measured_configs() -> None:
+    calls: list[dict] = []
+
+    def measure(settings):
+        calls.append(dict(settings))
+        return KnobTrial(settings, float(settings["threads"]))
+
+    result = search_knobs(measure, {"threads": [1, 2, 4]}, {"threads": 1}, ordered={"threads"}, max_trials=2)
+    assert result.stopped_by == "max_trials"
+    assert len(calls) == 2 and result.best is not None and result.best.settings["threads"] == 2
