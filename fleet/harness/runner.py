@@ -36,6 +36,7 @@ from fleet.harness.rules import v3_1 as rules
 from fleet.harness.spec import RunSpec, run_dir
 from fleet.harness.synthetic import find_marker
 from fleet.harness.tasks import get_task
+from fleet.harness.tuning.guard import accept_tuning
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,14 @@ class Harness:
         self._prepare_dataset(cache_root or default_cache_root())
         self.model_sha = digest.file_sha256(self.model) if self.model and self.model.is_file() else None
         self.synthetic = bool(spec.synthetic) or self._marked_synthetic()
+        self.host = hostfacts.host_facts()
+        # Tuned values from another machine (changed facts digest) are dropped here.
+        spec = self.spec = accept_tuning(spec, self.host, manifest.versions(), self.echo)
         t = spec.tuning
         options = BackendOptions(threads=t.threads, execution_provider=t.execution_provider,
                                  graph_optimization=t.graph_optimization)
         self.backend = open_backend(spec.backend, self.model, self.task, options)
         self.calibrator = Calibrator(self.task, self.backend, self.profile.calibration_s)
-        self.host = hostfacts.host_facts()
         self.versions = {**manifest.versions(), **self.backend.versions()}
         self._plans: dict[str, ScenarioPlan] = {}
 

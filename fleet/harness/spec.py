@@ -37,6 +37,10 @@ class Tuning:
     # Server dynamic batcher.
     server_max_batch: int | None = None
     server_batch_timeout_ms: float | None = None
+    # Set by `fleet run --tuned`: the host-facts digest (harness/tuning/digest.py) the values
+    # were tuned on and the fields the tuning set; a node whose digest differs drops them.
+    tuned_for: str | None = None
+    tuned_fields: list[str] = field(default_factory=list)
 
 
 @dataclass
