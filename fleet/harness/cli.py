@@ -5,6 +5,7 @@
         --model ASSETS/resnet50_v1.onnx --dataset ASSETS/imagenet --out OUT [--profile smoke|submission]
         [--backend onnxruntime|null] [--threads N] [--batch-size N] [--execution-provider cpu|cuda|tensorrt]
     python -m fleet.harness run --spec spec.json --out OUT      (flags given as well override the spec)
+    python -m fleet.harness tune --spec spec.json --out OUT [--budget-s N] [--safety-margin 0.05]
     python -m fleet.harness facts
 
 --scenario and --mode may be repeated or comma-separated; modes run in the order
@@ -68,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--synthetic", action="store_true", help="mark the assets as synthetic")
     run.add_argument("--cache", type=Path, help="preprocessed-data cache (default ~/.cache/mlperf-fleet)")
 
+    from fleet.harness.tuning.command import add_parser as add_tune_parser  # run's flags + tuning options
+
+    add_tune_parser(sub, run)
+
     synth = sub.add_parser("synth", help="make synthetic assets (no downloads)")
     synth.add_argument("--task", required=True)
     synth.add_argument("--out", type=Path, required=True)
@@ -123,6 +128,12 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if all(e["outcome"] == "ok" for e in entries) else 1
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from fleet.harness.tuning.command import main as tune_main
+
+    return tune_main(args)
+
+
 def _synth(args: argparse.Namespace) -> int:
     from fleet.harness.synthetic import synthesize
 
@@ -142,8 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise HarnessError("a command is needed: run, synth or facts (see --help)")
-        return {"run": _run, "synth": _synth, "facts": _facts}[args.command](args)
+            raise HarnessError("a command is needed: run, tune, synth or facts (see --help)")
+        return {"run": _run, "tune": _tune, "synth": _synth, "facts": _facts}[args.command](args)
     except (HarnessError, SpecError) as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

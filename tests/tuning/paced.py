@@ -1,0 +1,35 @@
+"""A backend whose time per batch is fixed by sleeping: Server limits that do not depend on how
+busy the two shared cores are (sleeping needs no CPU), for tests of the Server search."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from fleet.harness.runner import RunContext
+from fleet.harness.tasks import get_task
+
+PER_BATCH_S = 0.002
+PER_SAMPLE_S = 0.002
+
+
+class SleepBackend:
+    """Answers with fixed outputs after PER_BATCH_S + n x PER_SAMPLE_S."""
+
+    def __init__(self, inner: Any, ctx: RunContext) -> None:
+        self.inner = inner
+        self.name, self.threads, self.execution_provider = inner.name, inner.threads, inner.execution_provider
+        self.needs_feed = False
+        self._task = get_task(ctx.task)
+
+    def run(self, feed: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+        time.sleep(PER_BATCH_S + PER_SAMPLE_S * n)
+        return self._task.null_outputs(n)
+
+    def versions(self) -> dict[str, str]:
+        return self.inner.versions()
+
+    def close(self) -> None:
+        self.inner.close()
