@@ -70,7 +70,8 @@ class Calibrator:
             self.task.postprocess(self.backend.run(feed, batch), batch)
 
         try:
-            once()  # warm-up: first runs allocate and pick kernels
+            if not self._points:
+                once()  # warm-up: the first runs allocate and pick kernels
             times: list[float] = []
             start = time.perf_counter()
             while len(times) < 2 or (time.perf_counter() - start < self.budget_s and len(times) < MAX_RUNS):
@@ -80,6 +81,8 @@ class Calibrator:
         except Exception as exc:
             raise HarnessError(f"the backend fails on a batch of {batch}: {type(exc).__name__}: "
                                f"{' '.join(str(exc).split())[:300]}") from None
+        if len(times) > 2:
+            times = times[1:]  # a new batch size may still grow buffers on its first run
         latency = float(np.median(times))
         point = Point(batch, latency, batch * len(times) / max(sum(times), 1e-9))
         self._points[batch] = point
