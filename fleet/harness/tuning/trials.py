@@ -57,6 +57,7 @@ class Trial:
     dir: str = ""
     wall_s: float = 0.0
     note: str = ""
+    superseded_by: int | None = None  # measured again (this run ended before min_duration)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

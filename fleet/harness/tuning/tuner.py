@@ -135,6 +135,7 @@ class ScenarioTuner:
             again = self.bench.run(kind, "Offline", settings, {"target_qps": trial.result * OFFLINE_HEADROOM},
                                    duration, batch)
             trial.note = f"ended before min_duration: measured again as trial {again.n}"
+            trial.superseded_by = again.n
             trial = again
         if trial.ok and trial.result:
             self.best_rate = max(self.best_rate, trial.result)
