@@ -20,7 +20,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import datetime
@@ -85,8 +85,13 @@ def execute(
     state: RunState | None = None,
     progress: Progress | None = None,
     verbosity: int = 0,
+    commands: Mapping[str, Sequence[str]] | None = None,
 ) -> RunState:
-    """Run (or resume) every job that is not ok; returns the updated state (saved as run.json)."""
+    """Run (or resume) every job that is not ok; returns the updated state (saved as run.json).
+
+    `commands`: job id -> the harness subcommand and its options for that job (default
+    `run`); `fleet tune` sends `tune --budget-s N ...`.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if state is None:
@@ -96,7 +101,7 @@ def execute(
     (run_dir / "plan.json").write_text(json.dumps(state.specs, indent=2) + "\n")
     state.path = run_dir / "run.json"
     with locked(run_dir):
-        runner = _Run(run_dir, inventory, settings, state, progress, verbosity)
+        runner = _Run(run_dir, inventory, settings, state, progress, verbosity, commands)
         try:
             runner.go()
         finally:
@@ -113,8 +118,10 @@ class _Run:
         state: RunState,
         progress: Progress | None,
         verbosity: int,
+        commands: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.run_dir = run_dir
+        self.commands = {job_id: list(argv) for job_id, argv in (commands or {}).items()}
         self.inventory = inventory
         self.settings = settings
         self.state = state
@@ -320,6 +327,7 @@ class _Run:
                         "slug": slug,
                         "attempt": job.attempts + 1,
                         "spec": json.loads(one.to_json()),
+                        "command": self.commands.get(job.id, ["run"]),
                     }
                 )
             by_host[host] = jobs
@@ -461,7 +469,7 @@ class _Run:
 
     def _spec_of(self, job: JobState) -> RunSpec:
         for data in self.state.specs[job.host]:
-            if data["task"] == job.task:
+            if data["task"] == job.task and job.scenario in data["scenarios"]:
                 return RunSpec.from_dict(data)
         raise RunStateError(f"run.json has no spec for {job.id}")
 
