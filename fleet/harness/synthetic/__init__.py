@@ -18,6 +18,9 @@ MARKER = "fleet_synthetic.json"
 # makes the assets under `out` and returns the marker content (with "model"/"dataset" sha256s).
 REGISTRY: dict[str, str] = {
     "resnet50": "fleet.harness.synthetic.resnet50_assets:make_resnet50_assets",
+    "retinanet": "fleet.harness.synthetic.retinanet_assets:make_retinanet_assets",
+    "bert-99": "fleet.harness.synthetic.bert_assets:make_bert99_assets",
+    "bert-99.9": "fleet.harness.synthetic.bert_assets:make_bert999_assets",
 }
 
 

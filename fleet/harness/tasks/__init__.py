@@ -13,6 +13,9 @@ from fleet.harness.tasks.base import Task
 # task name -> "module:Class"
 REGISTRY: dict[str, str] = {
     "resnet50": "fleet.harness.tasks.resnet50:ResNet50",
+    "retinanet": "fleet.harness.tasks.retinanet:RetinaNet",
+    "bert-99": "fleet.harness.tasks.bert:Bert",
+    "bert-99.9": "fleet.harness.tasks.bert:Bert999",
 }
 
 

@@ -1,0 +1,152 @@
+"""RetinaNet ResNeXt50-32x4d FPN on the OpenImages MLPerf subset: the `retinanet` task.
+
+Dataset: `DIR/annotations/openimages-mlperf.json` (COCO format) and `DIR/validation/data/`
+with the JPEGs it lists; QSL index i is `images[i]`. Each image is preprocessed once
+(`pre_process_openimages_retinanet`: RGB, float 800x800 bilinear, /255, CHW) into
+`<cache>/<version>/<file>.npy`. The model runs one image at a time (the official export has
+no dynamic axes); its boxes/scores/labels become 7-float32 records
+`[qsl_idx, ymin, xmin, ymax, xmax, score, label]` cut at the first score below 0.05, the
+payload the reference harness sends (see retinanet_io.py).
+
+The record embeds the sample's QSL index, but the engine calls `postprocess(outputs, n)`
+without indices. Until it passes them (`indices=`), the task recovers the index of the one
+image in a batch from its pixels: `load_sample` remembers a digest of every array it hands
+the QSL, `gather` looks up the batch's image. One inference thread drives gather and
+postprocess in turn, so the remembered index always belongs to the batch being finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from fleet.harness.errors import HarnessError
+from fleet.harness.tasks import openimages, retinanet_io
+from fleet.harness.tasks.base import AccuracyResult, Task, TensorSpec
+
+# Bump when the preprocessing changes so stale caches are not reused.
+PREPROCESS_VERSION = "openimages-retinanet-v1"
+_DIGEST_STRIDE = 97  # every 97th value of an image: 19.8k floats, distinct for distinct images
+
+
+def _digest(image: np.ndarray) -> bytes:
+    return hashlib.blake2b(
+        np.ascontiguousarray(image.reshape(-1)[::_DIGEST_STRIDE]).tobytes(), digest_size=16
+    ).digest()
+
+
+class RetinaNet(Task):
+    name = "retinanet"
+    rules_model = "retinanet"
+    max_batch_size = retinanet_io.MODEL_BATCH
+    inputs = (
+        TensorSpec(retinanet_io.INPUT_NAME, "float32", (3, openimages.INPUT_SIZE, openimages.INPUT_SIZE)),
+    )
+    # Per image, no batch axis in the model: the leading axis of each output is the detection.
+    outputs = (
+        TensorSpec("boxes", "float32", (4,)),
+        TensorSpec("scores", "float32", ()),
+        TensorSpec("labels", "int64", ()),
+    )
+    response_dtype = "float32"
+
+    def __init__(self) -> None:
+        self._images: list[openimages.OpenImage] = []
+        self._cache: Path | None = None
+        self._index_of: dict[bytes, int] = {}
+        self._batch_index = 0
+
+    def _list(self, dataset_dir: Path) -> list[openimages.OpenImage]:
+        try:
+            return openimages.list_images(dataset_dir)
+        except (OSError, ValueError, KeyError) as exc:
+            raise HarnessError(f"dataset {dataset_dir}: {exc}") from None
+
+    def open(self, dataset_dir: Path, cache_dir: Path) -> None:
+        self._images = self._list(Path(dataset_dir))
+        self._cache = Path(cache_dir) / PREPROCESS_VERSION
+        todo = [i for i in range(len(self._images)) if not self._cached(i).is_file()]
+        if todo:
+            workers = max(1, min(len(os.sched_getaffinity(0)), 8))
+            with ThreadPoolExecutor(workers) as pool:
+                for _ in pool.map(self._fill, todo):
+                    pass
+
+    def _cached(self, index: int) -> Path:
+        assert self._cache is not None
+        return self._cache / (self._images[index].file_name + ".npy")
+
+    def _fill(self, index: int) -> None:
+        image = self._images[index]
+        try:
+            array = openimages.load_image(image.path)
+        except ValueError as exc:
+            raise HarnessError(f"dataset image {image.path}: {exc}") from None
+        dst = self._cached(index)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+        os.replace(tmp, dst)
+
+    @property
+    def total_sample_count(self) -> int:
+        return len(self._images)
+
+    def dataset_files(self, dataset_dir: Path) -> list[Path]:
+        dataset_dir = Path(dataset_dir)
+        try:
+            data = openimages.read_annotations(dataset_dir)
+        except (OSError, ValueError) as exc:
+            raise HarnessError(f"dataset {dataset_dir}: {exc}") from None
+        return [
+            openimages.annotations_path(dataset_dir),
+            *(dataset_dir / openimages.IMAGES_DIR / im["file_name"] for im in data["images"]),
+        ]
+
+    def load_sample(self, index: int) -> dict[str, np.ndarray]:
+        image = np.load(self._cached(index))
+        self._index_of[_digest(image)] = index
+        return {retinanet_io.INPUT_NAME: image}
+
+    def gather(self, store: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+        # One image per batch: a view of its row, not a 7.7 MB copy.
+        row = int(rows[0])
+        feed = (
+            {name: array[row : row + 1] for name, array in store.items()}
+            if len(rows) == 1
+            else super().gather(store, rows)
+        )
+        self._batch_index = self._index_of.get(_digest(feed[retinanet_io.INPUT_NAME][0]), 0)
+        return feed
+
+    def postprocess(
+        self, outputs: dict[str, np.ndarray], n: int, indices: Sequence[int] | None = None
+    ) -> list[bytes]:
+        if n != 1:
+            raise ValueError(f"RetinaNet runs one image per batch, got {n}")
+        qsl_idx = int(indices[0]) if indices is not None else self._batch_index
+        detections = (outputs["boxes"], outputs["scores"], outputs["labels"])
+        return [retinanet_io.response_payload(qsl_idx, detections)]
+
+    def null_outputs(self, n: int) -> dict[str, np.ndarray]:
+        """No detection at all (the null backend measures the harness, not a model)."""
+        return {
+            "boxes": np.zeros((0, 4), np.float32),
+            "scores": np.zeros(0, np.float32),
+            "labels": np.zeros(0, np.int64),
+        }
+
+    def accuracy(self, accuracy_log: Path, dataset_dir: Path) -> AccuracyResult:
+        from fleet.harness.accuracy.openimages import score_accuracy_log
+
+        try:
+            result = score_accuracy_log(accuracy_log, dataset_dir)
+        except (OSError, ValueError, KeyError) as exc:
+            raise HarnessError(f"RetinaNet accuracy on {accuracy_log}: {exc}") from None
+        return AccuracyResult(result.text, result.map_percent)
