@@ -22,6 +22,7 @@ VERBS: dict[str, str] = {
     "submit": "fleet.commands.submit",
     "check": "fleet.commands.check",
     "report": "fleet.commands.report",
+    "sweep": "fleet.commands.sweep",
     "schedule": "fleet.commands.schedule",
     "history": "fleet.commands.history",
 }

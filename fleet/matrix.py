@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -143,6 +144,10 @@ class Matrix(_Strict):
             if task not in tasks:
                 raise ValueError(f"{task!r} is not in tasks ({', '.join(tasks)})")
         return value
+
+    def run_settings(self) -> RunSettings:
+        """Settings of the sweep as a whole (every task; scenarios and modes live in the specs)."""
+        return replace(self.settings(self.tasks[0]), tasks=list(self.tasks), scenarios=[], modes=[])
 
     def settings(self, task: str) -> RunSettings:
         """The `fleet run` settings this matrix means for one task."""

@@ -21,6 +21,7 @@ from fleet.history.store import ResultRow
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_BASELINE_RUNS = 5
+EXIT_REGRESSION = 3  # exit status of `fleet history` / `fleet sweep` when something is flagged
 
 
 @dataclass(frozen=True)

@@ -12,20 +12,30 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO
 
-from fleet.errors import RunStateError
+from fleet import orchestrate
+from fleet.config import validate
+from fleet.errors import FleetError, RunStateError
 from fleet.harness.spec import RunSpec
+from fleet.history.api import ingest_run, view
+from fleet.history.store import default_db_path
+from fleet.history.table import render_table
 from fleet.inventory import Inventory, load_inventory
 from fleet.matrix import Matrix, expand, group_members, load_matrix
 from fleet.plan import jobs_of
-from fleet.runstate import RunState
+from fleet.progress import Progress
+from fleet.regress import EXIT_REGRESSION
+from fleet.report.trend import write_trend
+from fleet.runstate import OK, RunState
 
 LOCK_NAME = ".sweep.lock"
+PAGE_WINDOW = timedelta(days=90)  # the morning page plots this much history
 
 
 @dataclass(frozen=True)
@@ -47,8 +57,9 @@ def prepare(matrix_path: Path, run_id: str = "") -> Prepared:
     return Prepared(path.resolve(), matrix, inventory, specs)
 
 
-def new_run_id(now: datetime | None = None) -> str:
-    return "sweep-" + (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+def new_run_id() -> str:
+    """A sweep is a run with a recognisable name: `sweep-` + the id `fleet run` would pick."""
+    return f"sweep-{orchestrate.new_run_id()}"
 
 
 class SweepLock:
@@ -113,3 +124,45 @@ def write_jobs(run_dir: Path, lines: list[dict[str, str]]) -> Path:
     path = Path(run_dir) / "sweep.json"
     path.write_text(json.dumps({"jobs": lines}, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def run_sweep(prepared: Prepared, runs_dir: Path, run_id: str) -> int:
+    """Run the whole matrix as one run, store it, judge it, write the page.
+
+    Returns EXIT_REGRESSION when a regression or a broken job is flagged. If the run itself
+    stops on an error, what it got done is still stored and shown before the error is raised.
+    """
+    from fleet.commands.run import after_collection
+
+    matrix = prepared.matrix
+    settings = validate(replace(matrix.run_settings(), runs_dir=str(runs_dir)))
+    run_dir = Path(runs_dir) / run_id
+    jobs = len(jobs_of(prepared.specs))
+    with SweepLock(runs_dir):
+        print(f"sweep {run_id}: {jobs} jobs on {len(prepared.specs)} nodes", flush=True)
+        stopped: FleetError | None = None
+        try:
+            with Progress(list(prepared.specs)) as progress:
+                state: RunState | None = orchestrate.execute(
+                    run_dir, prepared.inventory, prepared.specs, settings, progress=progress
+                )
+            after_collection(run_dir, state)  # submission, checker, reports: as after `fleet run`
+        except FleetError as exc:
+            stopped = exc
+            state = RunState.load(run_dir / "run.json") if (run_dir / "run.json").exists() else None
+        lines = job_lines(prepared.specs, state)
+        write_jobs(run_dir, lines)
+        db = default_db_path(runs_dir)
+        policy = matrix.regression.policy
+        ingest_run(db, run_dir, kind="sweep", matrix=str(prepared.path), policy=policy)
+        shown = view(db, run_id=run_id, since=datetime.now(timezone.utc) - PAGE_WINDOW)
+        page = write_trend(run_dir / "sweep.html", shown.rows, shown.report, f"Sweep {run_id}", lines)
+        latest = Path(runs_dir) / "history.html"
+        shutil.copyfile(page, latest.with_name(".history.html.tmp"))
+        latest.with_name(".history.html.tmp").replace(latest)
+    ok = sum(j["status"] == OK for j in lines)
+    print(render_table(shown.report))
+    print(f"{ok} of {len(lines)} jobs ok; page: {page} (latest also at {latest})")
+    if stopped is not None:
+        raise stopped
+    return EXIT_REGRESSION if shown.report.regressions else 0

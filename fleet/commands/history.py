@@ -15,10 +15,9 @@ from fleet.errors import ConfigError
 from fleet.history.api import ingest_run, view
 from fleet.history.store import default_db_path
 from fleet.history.table import render_table
-from fleet.regress import parse_threshold
+from fleet.regress import EXIT_REGRESSION, parse_threshold
 from fleet.report.trend import write_trend
 
-EXIT_REGRESSION = 3
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 

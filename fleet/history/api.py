@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from fleet.history.ingest import MissingJob, missing_from_runstate, read_run
+from fleet.history.ingest import failed_from_runstate, read_run
 from fleet.history.store import HistoryStore, ResultRow
 from fleet.regress import Policy, Report, judge
 
@@ -16,19 +16,17 @@ def ingest_run(
     db: Path,
     run_dir: Path,
     *,
-    missing: Sequence[MissingJob] = (),
     kind: str = "run",
     matrix: str | None = None,
     policy: Policy | None = None,
 ) -> int:
     """Store one run directory (replacing what it stored before); returns its row count.
 
-    Jobs run.json records as failed, and `missing` ones, become `missing` rows unless their
-    manifest entry exists, so a broken job stays visible in the history.
+    Jobs run.json records as failed stay visible as failed (or missing) rows.
     """
     record, rows = read_run(
         run_dir,
-        missing=[*missing_from_runstate(run_dir), *missing],
+        failed=failed_from_runstate(run_dir),
         kind=kind,
         matrix=matrix,
         threshold=policy.threshold if policy else None,

@@ -1,9 +1,10 @@
 """Turn a run directory (`runs/<run>/raw/<host>/manifest.json` + `node.json`) into history rows.
 
 Reads only the contract files (docs/contracts.md), so any `fleet run` or sweep can be ingested,
-today's or last year's. Jobs that were planned but left no manifest entry (a node that never
-came up, a harness that died) can be passed in as `missing` so the history records that they
-broke instead of silently thinning the series.
+today's or last year's. Jobs the controller records as failed in run.json are passed in as
+`failed`: an entry the node wrote as ok is marked failed (run.json has the last word on a
+job), and a job that left no entry at all (a node that never came up, a harness that died)
+becomes a `missing` row, so the history records that it broke instead of thinning the series.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,8 @@ from fleet.logparse import parse_detail
 
 
 @dataclass(frozen=True)
-class MissingJob:
-    """A planned (host, task, scenario, mode) that produced no manifest entry, and why."""
+class FailedJob:
+    """A (host, task, scenario, mode) whose job the controller recorded as failed, and why."""
 
     host: str
     task: str
@@ -76,7 +77,7 @@ class _Host:
     versions_digest: str
 
 
-def _host_context(host_dir: Path, manifest: dict[str, Any], job: MissingJob | None = None) -> _Host:
+def _host_context(host_dir: Path, manifest: dict[str, Any], job: FailedJob | None = None) -> _Host:
     node = _read_json(host_dir / "node.json")
     facts = manifest.get("host") or node.get("facts") or {}
     versions = manifest.get("versions") or {}
@@ -138,7 +139,7 @@ def _entry_row(run_id: str, ctx: _Host, entry: dict[str, Any], latencies: dict[s
     )
 
 
-def _missing_row(run_id: str, ctx: _Host, job: MissingJob, when: str) -> ResultRow:
+def _missing_row(run_id: str, ctx: _Host, job: FailedJob, when: str) -> ResultRow:
     return ResultRow(
         run_id=run_id, time=when, host=ctx.host, system=ctx.system, category=ctx.category,
         host_digest=ctx.facts_digest, host_facts=ctx.facts, task=job.task, scenario=job.scenario,
@@ -153,7 +154,7 @@ def _missing_row(run_id: str, ctx: _Host, job: MissingJob, when: str) -> ResultR
 def read_run(
     run_dir: Path,
     *,
-    missing: Iterable[MissingJob] = (),
+    failed: Iterable[FailedJob] = (),
     kind: str = "run",
     matrix: str | None = None,
     threshold: float | None = None,
@@ -177,13 +178,17 @@ def read_run(
             rows.append(_entry_row(run_id, ctx, entry, _latencies(host_dir, entry)))
     stamp = iso_utc(now or datetime.now(timezone.utc))
     started = min((r.time for r in rows), default=stamp)
-    have = {(r.host, r.task, r.scenario, r.mode) for r in rows}
-    for job in missing:
-        if (job.host, job.task, job.scenario, job.mode) in have:
+    index = {(r.host, r.task, r.scenario, r.mode): i for i, r in enumerate(rows)}
+    for job in failed:
+        key = (job.host, job.task, job.scenario, job.mode)
+        if key in index:
+            row = rows[index[key]]
+            if row.outcome == "ok":
+                rows[index[key]] = replace(row, outcome="failed", error=job.error)
             continue
         ctx = contexts.get(job.host) or _host_context(raw / job.host, {}, job)
+        index[key] = len(rows)
         rows.append(_missing_row(run_id, ctx, job, started))
-        have.add((job.host, job.task, job.scenario, job.mode))
     record = RunRecord(
         run_id=run_id, started=started, ingested=stamp, kind=kind, matrix=matrix,
         threshold=threshold, baseline_runs=baseline_runs,
@@ -208,8 +213,8 @@ def _latencies(host_dir: Path, entry: dict[str, Any]) -> dict[str, float]:
     return {label: ns / 1e6 for label, ns in found.items() if ns is not None}
 
 
-def missing_from_runstate(run_dir: Path) -> list[MissingJob]:
-    """Jobs run.json records as not ok, one per mode (read_run keeps whatever did get a manifest)."""
+def failed_from_runstate(run_dir: Path) -> list[FailedJob]:
+    """Jobs run.json records as not ok, one per mode."""
     from fleet.runstate import OK, RunState
 
     path = Path(run_dir) / "run.json"
@@ -224,7 +229,7 @@ def missing_from_runstate(run_dir: Path) -> list[MissingJob]:
         reason = job.error or (f"{job.status} at {job.stage}" if job.stage else job.status)
         system, category = (node.system_name, node.category) if node else (None, None)
         out.extend(
-            MissingJob(job.host, job.task, job.scenario, mode, reason, system=system, category=category)
+            FailedJob(job.host, job.task, job.scenario, mode, reason, system=system, category=category)
             for mode in job.modes
         )
     return out

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from fleet.history.ingest import MissingJob, read_run
+from fleet.history.ingest import FailedJob, read_run
 from fleet.history.store import HistoryStore, ResultRow
 from fleet.regress import Policy, judge, lower_is_better
 
 from .factory import T0, VERSIONS, Host, entry, host_facts, write_run
 
 
-def _history(tmp_path: Path, nights: list[list[Host]], missing: dict[int, list[MissingJob]] | None = None):
+def _history(tmp_path: Path, nights: list[list[Host]], failed: dict[int, list[FailedJob]] | None = None):
     """Ingest one run per night (hosts' entries get that night's start time); return all rows."""
     with HistoryStore(tmp_path / "h.sqlite") as store:
         for night, hosts in enumerate(nights):
@@ -23,7 +23,7 @@ def _history(tmp_path: Path, nights: list[list[Host]], missing: dict[int, list[M
                 for e in host.entries:
                     e["started"] = when.isoformat()
             root = write_run(tmp_path / "runs", f"run{night}", hosts)
-            store.replace_run(*read_run(root, missing=(missing or {}).get(night, ())))
+            store.replace_run(*read_run(root, failed=(failed or {}).get(night, ())))
         return store.results()
 
 
@@ -89,7 +89,7 @@ def test_validity_change_is_flagged(tmp_path: Path) -> None:
 
 
 def test_a_failed_or_missing_job_breaks_and_then_keeps_failing(tmp_path: Path) -> None:
-    gone = MissingJob("a", "resnet50", "Offline", "performance", "unreachable", system="a_cpu")
+    gone = FailedJob("a", "resnet50", "Offline", "performance", "unreachable", system="a_cpu")
     lost = {1: [gone], 2: [gone]}
     nights = [_offline({"a": 100, "b": 100}), _offline({"b": 100}), _offline({"b": 100}), _offline({"a": 99})]
     rows = _history(tmp_path, nights, lost)

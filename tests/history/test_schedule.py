@@ -101,6 +101,23 @@ def test_remove_leaves_no_trace(cron_user, lab: Path) -> None:
     assert gone.returncode != 0 and "no crontab" in gone.stderr  # not even an empty crontab
 
 
+def test_installed_line_runs_and_logs_to_the_runs_folder(cron_user, lab: Path) -> None:
+    """Run the crontab command the way cron would (sh, bare environment, % unescaped)."""
+    (lab / "nightly.yaml").write_text("inventory: lab.ini\ntasks: [resnet50]\n")
+    u = _user_args(cron_user)
+    assert _fleet("install", "--matrix", str(lab / "nightly.yaml"), "--runs-dir", str(lab / "r"), *u) == 0
+    (lab / "nightly.yaml").write_text("inventory: lab.ini\ntasks: [resnet]\n")  # broken after install
+    line = next(ln for ln in _crontab_l(cron_user).stdout.splitlines() if schedule.TAG in ln)
+    command = line.split(None, 5)[5].rpartition(schedule.TAG)[0].replace("\\%", "%")
+    proc = subprocess.run(["/bin/sh", "-c", command], env={"HOME": str(lab), "SHELL": "/bin/sh",
+                          "PATH": "/usr/bin:/bin"}, cwd="/", capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 1
+    logs = list((lab / "r" / "logs").glob(f"sweep-{schedule.entry_id(lab / 'nightly.yaml')}-*.log"))
+    assert len(logs) == 1
+    log = logs[0].read_text()
+    assert log.startswith("fleet: error: ") and "nightly.yaml: tasks: unknown task 'resnet'" in log
+
+
 def test_install_refuses_a_broken_matrix(cron_user, lab: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (lab / "bad.yaml").write_text("inventory: lab.ini\ntasks: [resnet50]\nscenarios: [Server]\n")
     assert _fleet("install", "--matrix", str(lab / "bad.yaml"), *_user_args(cron_user)) == 1

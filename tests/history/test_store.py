@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import FleetError
-from fleet.history.ingest import MissingJob, read_run
+from fleet.history.ingest import FailedJob, read_run
 from fleet.history.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 from fleet.history.store import HistoryStore, RunRecord
 
@@ -113,17 +113,22 @@ def test_killed_process_mid_ingest_leaves_no_rows(tmp_path: Path) -> None:
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def test_missing_jobs_are_recorded_as_missing(tmp_path: Path) -> None:
-    root = write_run(tmp_path / "runs", "r1", [Host("node1", [entry()]), Host("node3", [], manifest=False)])
-    missing = [
-        MissingJob("node1", "resnet50", "Offline", "performance", "already there"),
-        MissingJob("node3", "resnet50", "Offline", "performance", "ssh: connection refused"),
+def test_failed_jobs_mark_their_rows_or_become_missing_rows(tmp_path: Path) -> None:
+    root = write_run(tmp_path / "runs", "r1", [
+        Host("node1", [entry(), entry(mode="accuracy", accuracy=99.0)]),
+        Host("node3", [], manifest=False),
+    ])  # fmt: skip
+    failed = [
+        FailedJob("node1", "resnet50", "Offline", "performance", "harness exited with 1"),
+        FailedJob("node3", "resnet50", "Offline", "performance", "ssh: connection refused"),
     ]
-    _, rows = read_run(root, missing=missing)
-    assert [(r.host, r.outcome, r.error, r.system) for r in rows] == [
-        ("node1", "ok", None, "node1_cpu"),
-        ("node3", "missing", "ssh: connection refused", "node3_cpu"),
+    _, rows = read_run(root, failed=failed)
+    assert [(r.host, r.mode, r.outcome, r.error, r.value) for r in rows] == [
+        ("node1", "performance", "failed", "harness exited with 1", 100.0),  # run.json has the last word
+        ("node1", "accuracy", "ok", None, None),
+        ("node3", "performance", "missing", "ssh: connection refused", None),
     ]
+    assert rows[2].system == "node3_cpu"
 
 
 def test_migrations_apply_in_order_and_set_user_version(tmp_path: Path) -> None:

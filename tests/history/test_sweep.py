@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fleet.cli import main
 from fleet.errors import RunStateError
 from fleet.runstate import FAILED, OK, JobState, RunState
 from fleet.sweep import SweepLock, job_lines, prepare
@@ -87,3 +88,29 @@ def test_job_lines_cover_every_planned_job(lab: Path) -> None:
     assert by_id[("d2", "bert-99", "Offline")]["error"] == "harness crashed"
     assert by_id[("e1", "resnet50", "MultiStream")]["status"] == "not run"
     assert by_id[("e1", "resnet50", "MultiStream")]["system"] == "e1_cpu"
+
+
+def test_dry_run_prints_each_queue(lab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep", "--matrix", str(lab / "nightly.yaml"), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "e1: resnet50 [SingleStream MultiStream Offline]",
+        "d1: resnet50 [Server Offline], bert-99 [Offline]",
+        "d2: resnet50 [Server Offline], bert-99 [Offline]",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("inventory: lab.ini\ntasks: [resnet50]\nscenarios: [SingleStream]\n",
+         "scenarios: scenario SingleStream is not allowed for resnet50 on datacenter host d1"),
+        ("inventory: gone.ini\ntasks: [resnet50]\n", "inventory: "),
+        ("inventory: lab.ini\ntasks: [resnet50, bert]\n", "tasks: unknown task 'bert'"),
+    ],
+)  # fmt: skip
+def test_malformed_matrix_stops_the_sweep_with_one_line(lab: Path, capsys, text: str, message: str) -> None:
+    (lab / "bad.yaml").write_text(text)
+    assert main(["sweep", "--matrix", str(lab / "bad.yaml"), "--runs-dir", str(lab / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fleet: error: ") and message in err and err.count("\n") == 1, err
+    assert not (lab / "runs").exists()  # nothing started
