@@ -93,16 +93,19 @@ class LeakScanner:
 
     def __init__(self, secrets: dict[str, str]) -> None:
         self.secrets = secrets
-        self.by_key: dict[bytes, list[tuple[str, re.Pattern[bytes]]]] = {}
+        self.by_key: dict[bytes, list[tuple[str, bytes, re.Pattern[bytes]]]] = {}
         for secret in secrets:
-            words = _WORD.findall(secret.encode())
+            raw = secret.encode()
+            words = _WORD.findall(raw)
             if words:
                 key = max(words, key=len)
-                self.by_key.setdefault(key, []).append((secret, _pattern(secret)))
+                self.by_key.setdefault(key, []).append((secret, raw, _pattern(secret)))
 
     def scan(self, data: bytes) -> list[str]:
         hits = set(_WORD.findall(data)).intersection(self.by_key)
-        return sorted(s for key in hits for s, pattern in self.by_key[key] if pattern.search(data))
+        return sorted(
+            s for key in hits for s, raw, pattern in self.by_key[key] if raw in data and pattern.search(data)
+        )
 
 
 def find_leaks(root: Path, secrets: dict[str, str]) -> list[tuple[Path, str, str]]:

@@ -11,6 +11,7 @@ import pytest
 import rawtree
 
 from fleet.errors import ConfigError
+from fleet.report import plots
 from fleet.report.frame import COLUMNS, collect_rows, results_frame
 from fleet.report.publish import write_reports
 
@@ -91,3 +92,22 @@ def test_real_and_synthetic_results_are_told_apart(logset, tmp_path):
 def test_unknown_format_is_refused(report_run):
     with pytest.raises(ConfigError, match="unknown report format"):
         write_reports(report_run, ("pdf",))
+
+
+def test_plot_tables(frame):
+    throughput = {title: (unit, table) for title, unit, table in plots.throughput_tables(frame)}
+    assert set(throughput) == {"Offline throughput", "Server throughput"}
+    unit, offline = throughput["Offline throughput"]
+    assert unit == "Samples/s" and sorted(offline.index) == ["dc-server", "edge_box_2", "node1_cpu"]
+    perf = frame[(frame["mode"] == "performance") & (frame.scenario == "Offline")].set_index("system")
+    assert offline["resnet50"].to_dict() == pytest.approx(perf["value"].to_dict())
+    assert list(throughput["Server throughput"][1].index) == ["dc-server"]
+    latency = dict(plots.latency_tables(frame))
+    assert sorted(latency) == [f"{s} latency" for s in ("MultiStream", "Offline", "Server", "SingleStream")]
+    assert list(latency["SingleStream latency"].index) == ["edge_box_2 resnet50", "node1_cpu resnet50"]
+    assert list(latency["SingleStream latency"].columns) == ["p50", "p90", "p99"]
+    many = dict(plots.latency_tables(frame, max_groups=1))
+    median = many["SingleStream latency (median of 2 systems)"]
+    ss = frame[(frame["mode"] == "performance") & (frame.scenario == "SingleStream")]
+    assert list(median.index) == ["resnet50"]
+    assert median.loc["resnet50", "p99"] == pytest.approx(ss["p99_ms"].median())

@@ -35,7 +35,7 @@ LABELS = np.argmax(_DATA @ _WEIGHTS, axis=1)
 SMOKE = {
     "SingleStream": {"min_duration_ms": 100, "min_query_count": 100, "sleep_s": 0.001},
     "MultiStream": {"min_duration_ms": 100, "min_query_count": 662, "sleep_s": 0.001},
-    "Server": {"min_duration_ms": 100, "min_query_count": 500, "sleep_s": 0.0002, "qps": 1000},
+    "Server": {"min_duration_ms": 100, "min_query_count": 500, "sleep_s": 0.0002, "qps": 500},
     "Offline": {"min_duration_ms": 100, "min_query_count": 1, "sleep_s": 0.0005, "qps": 2000},
 }
 

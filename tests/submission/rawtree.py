@@ -18,6 +18,7 @@ Two sources, both real LoadGen runs:
 `build_run` / `build_run_from_harness` copy one output into any number of hosts with
 node.json (and, for the logset, manifest.json), including private inventory data.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,7 @@ MODES = ("performance", "accuracy", "TEST01", "TEST04", "TEST05")
 # Extra real runs for defect tests: name -> (scenario, mode, overrides).
 VARIANTS = {
     "wrong_seed": ("Offline", "performance", {"qsl_rng_seed": 1}),
-    "invalid": ("Offline", "performance", {"qps": 100}),
+    "invalid": ("Offline", "performance", {"qps": 100, "expect_invalid": True}),
     "broken_accuracy": ("Offline", "accuracy", {"broken": True}),
 }
 
@@ -160,6 +161,29 @@ def _early_stopping(summary: logparse.SummaryLog, scenario: str) -> float | None
     return None
 
 
+def _invalid(job: dict) -> bool:
+    summary = Path(job["out"]) / "mlperf_log_summary.txt"
+    return job["mode"] != "accuracy" and "Result is : VALID" not in summary.read_text()
+
+
+def _run_jobs(jobs: list[dict], out: Path, attempts: int = 5) -> None:
+    """Run LoadGen jobs; rerun those a stalled machine made INVALID (Server latency bound).
+
+    A Server run is INVALID when the machine stalls longer than resnet's 15 ms bound, which
+    happens on a loaded 2-core box; like a person would, the stand-in runs it again.
+    """
+    pending = jobs
+    for _ in range(attempts):
+        jobs_file = out / "jobs.json"
+        jobs_file.write_text(json.dumps(pending))
+        subprocess.run([sys.executable, str(HERE / "lgsut.py"), str(jobs_file)], check=True, cwd=out)
+        jobs_file.unlink()
+        pending = [job for job in pending if not job.get("expect_invalid") and _invalid(job)]
+        if not pending:
+            return
+    raise RuntimeError(f"LoadGen runs stayed INVALID after {attempts} attempts (machine too busy): {pending}")
+
+
 def make_logset(out: Path, scenarios: tuple[str, ...] = SCENARIOS, variants: bool = True) -> Path:
     """Run LoadGen for every scenario x mode (+ defect variants); returns `out`."""
     out = Path(out)
@@ -171,10 +195,7 @@ def make_logset(out: Path, scenarios: tuple[str, ...] = SCENARIOS, variants: boo
         for name, (scen, mode, extra) in VARIANTS.items():
             jobs.append({"out": str(out / "variants" / name), "scenario": scen, "mode": mode, **extra})
     out.mkdir(parents=True, exist_ok=True)
-    jobs_file = out / "jobs.json"
-    jobs_file.write_text(json.dumps(jobs))
-    subprocess.run([sys.executable, str(HERE / "lgsut.py"), str(jobs_file)], check=True, cwd=out)
-    jobs_file.unlink()
+    _run_jobs(jobs, out)
     mlperf_conf = rules.mlperf_conf_text()
     for scen in scenarios:
         base = out / scen
