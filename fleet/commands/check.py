@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fleet.errors import SubmissionError
 from fleet.submission import paths
-from fleet.submission.assemble import read_record
+from fleet.submission.assemble import tree_of_run
 from fleet.submission.checker import check_tree
 from fleet.submission.findings import PROFILES
 from fleet.submission.official import run_official
@@ -43,11 +42,7 @@ def _locate(ref: str, runs_dir: Path) -> tuple[Path, Path | None]:
     if paths.is_tree(Path(ref)):
         return Path(ref), None
     run_dir = paths.resolve_run_dir(ref, runs_dir)
-    record = read_record(run_dir / paths.ASSEMBLY_RECORD)
-    tree = Path(record["tree"]) if record and record.get("tree") else run_dir / paths.TREE_DIR
-    if not paths.is_tree(tree):
-        raise SubmissionError(f"run {ref} has no submission tree yet: run `fleet submit {ref}` first")
-    return tree, run_dir
+    return tree_of_run(run_dir), run_dir
 
 
 def run(args: argparse.Namespace) -> int:

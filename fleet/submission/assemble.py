@@ -72,7 +72,21 @@ def read_record(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("record_version") == RECORD_VERSION else None
 
 
+def tree_of_run(run_dir: Path) -> Path:
+    """Where a run's tree was assembled (the record knows a --out), refusing a missing one."""
+    record = read_record(Path(run_dir) / paths.ASSEMBLY_RECORD)
+    tree = Path(record["tree"]) if record and record.get("tree") else Path(run_dir) / paths.TREE_DIR
+    if not paths.is_tree(tree):
+        raise SubmissionError(
+            f"run {Path(run_dir).name} has no submission tree yet: run `fleet submit` first"
+        )
+    return tree
+
+
 def _copy(src: Path, dest_dir: Path, name: str | None = None) -> bool:
+    if src.is_symlink():
+        # collect never makes links; following one could publish any file of the controller.
+        raise SubmissionError(f"{src} is a symbolic link: collect the node's results again")
     if not src.is_file():
         return False
     dest_dir.mkdir(parents=True, exist_ok=True)

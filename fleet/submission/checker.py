@@ -19,7 +19,7 @@ from typing import Any
 from fleet.errors import SubmissionError
 from fleet.harness.rules import v3_1 as rules
 from fleet.submission import checks, paths
-from fleet.submission.assemble import read_record
+from fleet.submission.assemble import read_record, tree_of_run
 from fleet.submission.checks import Sink
 from fleet.submission.findings import PERSON, PROFILES, RULE, WARNING, Finding, Thresholds
 
@@ -316,3 +316,11 @@ def _count_rule(report: CheckReport) -> None:
                 f"expected {len(expected)} results, {len(passing & expected)} pass ({'; '.join(detail)})",
             )
         )
+
+
+def check_run(run_dir: str | Path, profile: str = "submission") -> CheckReport:
+    """Check a run's assembled tree and write the verdict to runs/<run>/check.txt."""
+    run_dir = Path(run_dir)
+    report = check_tree(tree_of_run(run_dir), profile=profile)
+    (run_dir / paths.CHECK_FILE).write_text(report.render(), encoding="utf-8")
+    return report

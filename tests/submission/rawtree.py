@@ -256,6 +256,7 @@ class Host:
     synthetic: bool = True
     profile: str = "smoke"
     cores: int = 2
+    accelerators: list = field(default_factory=list)  # manifest host accelerators
 
     def secrets(self) -> list[str]:
         """What must never appear in a submission tree."""
@@ -393,7 +394,7 @@ def build_run(run_dir: Path, logset: Path, hosts: list[Host], run_id: str = "run
                 "os": "Debian GNU/Linux 12 (bookworm)",
                 "kernel": "6.1.0-13-amd64",
                 "libc": "glibc 2.36",
-                "accelerators": [],
+                "accelerators": host.accelerators,
                 "cpu_quota": None,
             },
             "versions": {

@@ -214,3 +214,29 @@ def test_a_failed_performance_run_is_skipped_and_reported(make_run):
         f.rule == "result-count" and "missing node1_cpu/resnet/MultiStream" in f.message
         for f in report.findings
     )
+
+
+def test_accelerators_from_facts_and_their_person_fields(make_run):
+    gpu = [{"name": "NVIDIA H200", "memory_bytes": 150_323_855_360, "count": 2}]
+    run = make_run([rawtree.Host("gpu1", "gpu-box", "datacenter", accelerators=gpu, synthetic=False)])
+    root = assemble_submission(run, ORG)
+    data = json.loads((root / "closed" / ORG / "systems" / "gpu-box.json").read_text())
+    assert data["accelerators_per_node"] == "2"
+    assert data["accelerator_model_name"] == "NVIDIA H200"
+    assert data["accelerator_memory_capacity"] == "140 GB"
+    assert data["accelerator_host_interconnect"] == ""
+    report = check_tree(root, profile="smoke")
+    person = {f.message.split()[0] for f in report.findings if f.kind == "needs-a-person"}
+    assert person == set(sysjson.ACCELERATOR_PERSON_FIELDS)
+
+
+def test_a_symlink_in_raw_is_refused(make_run, tmp_path):
+    run = make_run([rawtree.Host("node1", "node1_cpu")])
+    target = run / "raw/node1/resnet50/Offline/performance/run_1/user.conf"
+    secret = tmp_path / "controller-secret.txt"
+    secret.write_text("not for publication\n")
+    target.unlink()
+    target.symlink_to(secret)
+    with pytest.raises(SubmissionError, match="symbolic link"):
+        assemble_submission(run, ORG, division="open")
+    assert not (run / "submission").exists()

@@ -10,7 +10,7 @@ import pytest
 import rawtree
 
 from fleet.submission.assemble import assemble_submission
-from fleet.submission.checker import check_tree
+from fleet.submission.checker import check_run, check_tree
 
 ORG = "ExampleOrg"
 SYS = "node1_cpu"
@@ -232,3 +232,11 @@ def test_expected_results_are_counted(tree):
     )
     extra = check_tree(tree, expected=["other/resnet/Offline"], profile="smoke")
     assert any("missing other/resnet/Offline" in p for p in extra.problems)
+
+
+def test_check_run_writes_check_txt(edge_run):
+    _closed(edge_run)
+    report = check_run(edge_run, profile="smoke")
+    assert report.ok
+    assert (edge_run / "check.txt").read_text() == report.render()
+    assert report.render().rstrip().splitlines()[-1].startswith("VERDICT: PASS")
