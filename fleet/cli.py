@@ -18,6 +18,7 @@ from fleet.errors import FleetError
 # verb -> module; order is the order of `fleet --help`.
 VERBS: dict[str, str] = {
     "run": "fleet.commands.run",
+    "tune": "fleet.commands.tune",
     "nodes": "fleet.commands.nodes",
     "submit": "fleet.commands.submit",
     "check": "fleet.commands.check",

@@ -3,6 +3,7 @@
     fleet run --task resnet50 --profile smoke                    # inventory/localhost.ini
     fleet run --inventory lab.ini --task resnet50 [--scenario Offline ...] [--synthetic]
     fleet run --resume RUN_ID                                    # redo what failed or is missing
+    fleet run --inventory lab.ini --task resnet50 --tuned        # values stored by fleet tune
 
 Ends with a table per node x scenario and exit status 1 when any job failed.
 """
@@ -13,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fleet import orchestrate, plan
+from fleet import orchestrate, plan, tuning_store
 from fleet.config import PROFILES, SYNTHETIC_VARIANTS, RunSettings, default_inventory, validate
 from fleet.errors import ConfigError, RunStateError
 from fleet.harness.rules import v3_1 as rules
@@ -64,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", default="", help="comma list of inventory hosts to use")
     p.add_argument("--run-id", help="name of the run directory (default: date-time-random)")
     p.add_argument("--resume", metavar="RUN_ID", help="rerun only the failed or missing jobs of a run")
+    p.add_argument("--tuned", action="store_true",
+                   help="use what fleet tune stored per node (runs/tuning/<system>/<task>.json)")
     p.add_argument(
         "--cache-dir", default="", help="controller cache for wheelhouses (default ~/.cache/mlperf-fleet)"
     )
@@ -80,6 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    applied = None
+    if args.resume and args.tuned:
+        raise ConfigError("--resume reruns a run as planned, its tuned values included; drop --tuned")
     if args.resume:
         state, settings, inventory = _resume(args)
         specs = None
@@ -105,6 +111,10 @@ def main(args: argparse.Namespace) -> int:
         inventory = load_inventory(settings.inventory, settings.limit or None)
         run_id = args.run_id or orchestrate.new_run_id()
         specs = plan.build(inventory, settings, run_id)
+        if args.tuned:  # one spec per scenario with the stored values (fleet/tuning_store.py)
+            specs, applied = tuning_store.apply_stored(
+                specs, inventory, tuning_store.store_root(settings.runs_dir), settings.profile, _warn
+            )
         run_dir = Path(settings.runs_dir) / run_id
         if run_dir.exists():
             raise ConfigError(f"run directory {run_dir} exists; use --resume {run_id} or another --run-id")
@@ -115,6 +125,8 @@ def main(args: argparse.Namespace) -> int:
     with Progress(hosts, live=False if args.plain else None) as progress:
         state = orchestrate.execute(run_dir, inventory, specs, settings, state=state, progress=progress,
                                     verbosity=args.verbose)  # fmt: skip
+    if applied:
+        tuning_store.after_tuned_run(run_dir, applied, _warn)
     after_collection(run_dir, state)
     print_summary(state)
     failed = [j for j in state.jobs.values() if j.status != OK]
@@ -123,6 +135,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"fleet: {len(failed)} of {len(state.jobs)} jobs failed; redo them: {again}", file=sys.stderr)
         return 1
     return 0
+
+
+def _warn(line: str) -> None:
+    print(f"fleet: warning: {line}", file=sys.stderr)
 
 
 def after_collection(run_dir: Path, state: RunState) -> None:
