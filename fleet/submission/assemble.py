@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import fleet
+from fleet import logparse
 from fleet.errors import SubmissionError
 from fleet.harness.rules import v3_1 as rules
 from fleet.submission import accuracylog, measurement, paths, privacy, sysjson
@@ -207,8 +208,13 @@ class _Builder:
             if acc_json.is_file():
                 (dest / "accuracy").mkdir(parents=True, exist_ok=True)
                 accuracylog.write_truncated(acc_json, dest / "accuracy", None)
-            for extra in (paths.BASELINE_ACCURACY, paths.COMPLIANCE_ACCURACY):
-                _copy(src / "accuracy" / extra, dest / "accuracy") or _copy(src / extra, dest / "accuracy")
+            # The non-determinism fallback files belong only beside a verify that did not pass
+            # (with TEST PASS the directory must hold exactly the log and accuracy.txt).
+            verify = src / paths.VERIFY_ACCURACY
+            if verify.is_file() and not logparse.parse_verify(verify).passed:
+                for extra in (paths.BASELINE_ACCURACY, paths.COMPLIANCE_ACCURACY):
+                    found = src / "accuracy" / extra
+                    _copy(found if found.is_file() else src / extra, dest / "accuracy")
         return True
 
     def measurements(self, host: RawHost, perf: dict[str, Any], rel: Path, impl: str) -> None:

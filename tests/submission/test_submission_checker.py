@@ -240,3 +240,37 @@ def test_check_run_writes_check_txt(edge_run):
     assert report.ok
     assert (edge_run / "check.txt").read_text() == report.render()
     assert report.render().rstrip().splitlines()[-1].startswith("VERDICT: PASS")
+
+
+@pytest.mark.parametrize(("compliance_acc", "passes"), [(99.5, True), (97.0, False)])
+def test_test01_non_determinism_fallback(edge_run, compliance_acc, passes):
+    """verify_accuracy without TEST PASS: baseline and compliance accuracy within 1% (7.3.4)."""
+    test01 = edge_run / "raw/node1/resnet50/Offline/TEST01"
+    (test01 / "verify_accuracy.txt").write_text("num_perf_log_data_mismatch = 3\nTEST FAIL\n")
+    (test01 / "accuracy/baseline_accuracy.txt").write_text("accuracy=100.000%, good=256, total=256\n")
+    (test01 / "accuracy/compliance_accuracy.txt").write_text(
+        f"accuracy={compliance_acc:.3f}%, good=1, total=1\n"
+    )
+    tree = _closed(edge_run)
+    acc = tree / ORG_DIR / f"compliance/{SYS}/resnet/Offline/TEST01/accuracy"
+    assert {p.name for p in acc.iterdir()} == {
+        "mlperf_log_accuracy.json",
+        "accuracy.txt",
+        "baseline_accuracy.txt",
+        "compliance_accuracy.txt",
+    }
+    report = check_tree(tree, profile="smoke")
+    if passes:
+        assert report.ok, report.render()
+    else:
+        _only(report, "compliance-fail", f"{ORG_DIR}/compliance/{SYS}/resnet/Offline/TEST01/accuracy")
+
+
+def test_fallback_files_stay_out_when_verify_passed(edge_run):
+    (edge_run / "raw/node1/resnet50/Offline/TEST01/accuracy/baseline_accuracy.txt").write_text(
+        "accuracy=1%\n"
+    )
+    tree = _closed(edge_run)
+    acc = tree / ORG_DIR / f"compliance/{SYS}/resnet/Offline/TEST01/accuracy"
+    assert {p.name for p in acc.iterdir()} == {"mlperf_log_accuracy.json", "accuracy.txt"}
+    assert check_tree(tree, profile="smoke").ok
