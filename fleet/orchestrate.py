@@ -167,14 +167,16 @@ class _Run:
             for task in self.settings.tasks:
                 store[task] = self.pool.submit(stage_task, Path(self.settings.artifacts or ""), task,
                                                Path(self.settings.cache_dir))  # fmt: skip
+        stages: dict[str, float] = {}
+        attempt["stages"] = stages
         try:
-            alive = self.provision(self.hosts)
-            alive = self.deploy(alive, wheel, deps)
-            alive = self.stage_assets(alive, store)
-            self.bench(alive)
+            alive = self._timed(stages, "provision", self.provision, self.hosts)
+            alive = self._timed(stages, "deploy", self.deploy, alive, wheel, deps)
+            alive = self._timed(stages, "assets", self.stage_assets, alive, store)
+            self._timed(stages, "bench", self.bench, alive)
         finally:
             reached = [h for h in self.hosts if self.state.nodes[h].workdir and h in self.attempted]
-            self.collect(reached)
+            self._timed(stages, "collect", self.collect, reached)
             for job in self.todo:
                 if job.status in (PENDING, RUNNING):
                     self._fail_job(job, job.stage or "bench", job.error or "did not run")
@@ -185,6 +187,15 @@ class _Run:
             self.state.save()
 
     # ----- stages -----------------------------------------------------------------------
+    @staticmethod
+    def _timed(stages: dict[str, float], name: str, fn: Any, *args: Any) -> Any:
+        """Run one stage and record its wall time in the attempt (run.json: attempts[].stages)."""
+        t0 = time.monotonic()
+        try:
+            return fn(*args)
+        finally:
+            stages[name] = round(time.monotonic() - t0, 2)
+
     def _stage(self, stage: str, hosts: list[str], extravars: dict[str, Any] | None = None) -> list[str]:
         """Run one stage; fail the jobs of hosts that did not come through. Returns the rest."""
         if not hosts:

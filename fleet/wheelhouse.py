@@ -175,12 +175,22 @@ def _source_files(src: Path) -> list[Path]:
 
 
 def build_project_wheel(cache_dir: Path) -> ProjectWheel:
-    """The project's wheel from a snapshot of the source tree, cached by the sources' hash."""
+    """The project's wheel from a snapshot of the source tree, cached by the sources' hash.
+
+    `FLEET_NODE_WHEEL=/path/to/mlperf_fleet-*.whl` deploys that wheel instead (an install
+    without a source tree, or one wheel pinned for a whole test session).
+    """
+    given = os.environ.get("FLEET_NODE_WHEEL")
+    if given:
+        path = Path(given).expanduser()
+        if not path.is_file() or path.suffix != ".whl":
+            raise ProvisionError(f"FLEET_NODE_WHEEL={given} is not a wheel file")
+        return ProjectWheel(key=hashlib.sha256(path.read_bytes()).hexdigest()[:16], path=path.resolve())
     src = source_tree()
     if src is None:
         raise ProvisionError(
             "cannot build the fleet wheel for the nodes: this installation has no source tree; "
-            "install fleet from a checkout (pip install -e .)"
+            "install fleet from a checkout (pip install -e .) or set FLEET_NODE_WHEEL to a built wheel"
         )
     files = _source_files(src)
     digest = hashlib.sha256()

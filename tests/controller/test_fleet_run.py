@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from fleet.runstate import RunState
+from fleet.wheelhouse import build_project_wheel
 
 pytestmark = pytest.mark.integration
 
@@ -25,16 +26,21 @@ FLEET = [sys.executable, "-m", "fleet.cli"]
 SMALL = ["--synthetic", "--synthetic-variant", "small", "--synthetic-samples", "32", "--plain"]
 
 
-def fleet(*args: str, cache: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "FLEET_CACHE_DIR": str(cache)}
+def fleet(*args: str, cache: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*FLEET, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+        [*FLEET, *args], capture_output=True, text=True, timeout=timeout, env=cache, check=False
     )
 
 
 @pytest.fixture(scope="session")
-def fleet_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("fleet-cache")
+def fleet_cache(tmp_path_factory) -> dict[str, str]:
+    """The environment of every `fleet` call: one cache, one node wheel for the session.
+
+    Pinning the wheel keeps "a second run skips deploy" true while someone edits the tree.
+    """
+    cache = tmp_path_factory.mktemp("fleet-cache")
+    wheel = build_project_wheel(cache)
+    return {**os.environ, "FLEET_CACHE_DIR": str(cache), "FLEET_NODE_WHEEL": str(wheel.path)}
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +113,7 @@ def test_second_run_skips_deploy_and_assets(full_run, testnodes, fleet_cache, tm
 
 def test_killed_node_fails_alone_and_resume_completes_it(full_run, testnodes, fleet_cache, tmp_path):
     assert full_run[0].returncode == 0
-    env = {**os.environ, "FLEET_CACHE_DIR": str(fleet_cache)}
+    env = fleet_cache
     args = [*FLEET, "run", "-i", str(testnodes.inventory), "-t", "resnet50", "--scenario", "Offline",
             "--runs-dir", str(tmp_path), "--run-id", "kill", *SMALL]  # fmt: skip
     run_json = tmp_path / "kill" / "run.json"
