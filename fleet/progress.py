@@ -145,7 +145,7 @@ def print_summary(state: Any, stream: TextIO | None = None, rich_table: bool | N
 
         table = Table(title=f"run {state.run_id}")
         for col in SUMMARY_COLUMNS:
-            table.add_column(col, overflow="fold")
+            table.add_column(col, overflow="fold", no_wrap=col != "note")
         for row in rows:
             style = "red" if row[3] != "ok" else ("yellow" if row[5] not in ("", "VALID") else None)
             table.add_row(*row, style=style)
