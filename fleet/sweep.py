@@ -24,6 +24,7 @@ from fleet.config import validate
 from fleet.errors import FleetError, RunStateError
 from fleet.harness.spec import RunSpec
 from fleet.history.api import ingest_run, view
+from fleet.history.ingest import SWEEP_RECORD
 from fleet.history.store import default_db_path
 from fleet.history.table import render_table
 from fleet.inventory import Inventory, load_inventory
@@ -120,9 +121,16 @@ def job_lines(specs: Mapping[str, list[RunSpec]], state: RunState | None) -> lis
     return lines
 
 
-def write_jobs(run_dir: Path, lines: list[dict[str, str]]) -> Path:
-    path = Path(run_dir) / "sweep.json"
-    path.write_text(json.dumps({"jobs": lines}, indent=2) + "\n", encoding="utf-8")
+def write_record(run_dir: Path, prepared: Prepared, lines: list[dict[str, str]]) -> Path:
+    """sweep.json: the matrix, its regression policy and every job; the history reads it."""
+    policy = prepared.matrix.regression
+    record = {
+        "matrix": str(prepared.path),
+        "regression": {"threshold": policy.threshold, "baseline_runs": policy.baseline_runs},
+        "jobs": lines,
+    }
+    path = Path(run_dir) / SWEEP_RECORD
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return path
 
 
@@ -134,8 +142,7 @@ def run_sweep(prepared: Prepared, runs_dir: Path, run_id: str) -> int:
     """
     from fleet.commands.run import after_collection
 
-    matrix = prepared.matrix
-    settings = validate(replace(matrix.run_settings(), runs_dir=str(runs_dir)))
+    settings = validate(replace(prepared.matrix.run_settings(), runs_dir=str(runs_dir)))
     run_dir = Path(runs_dir) / run_id
     jobs = len(jobs_of(prepared.specs))
     with SweepLock(runs_dir):
@@ -151,10 +158,9 @@ def run_sweep(prepared: Prepared, runs_dir: Path, run_id: str) -> int:
             stopped = exc
             state = RunState.load(run_dir / "run.json") if (run_dir / "run.json").exists() else None
         lines = job_lines(prepared.specs, state)
-        write_jobs(run_dir, lines)
+        write_record(run_dir, prepared, lines)
         db = default_db_path(runs_dir)
-        policy = matrix.regression.policy
-        ingest_run(db, run_dir, kind="sweep", matrix=str(prepared.path), policy=policy)
+        ingest_run(db, run_dir)
         shown = view(db, run_id=run_id, since=datetime.now(timezone.utc) - PAGE_WINDOW)
         page = write_trend(run_dir / "sweep.html", shown.rows, shown.report, f"Sweep {run_id}", lines)
         latest = Path(runs_dir) / "history.html"

@@ -12,26 +12,13 @@ from fleet.history.store import HistoryStore, ResultRow
 from fleet.regress import Policy, Report, judge
 
 
-def ingest_run(
-    db: Path,
-    run_dir: Path,
-    *,
-    kind: str = "run",
-    matrix: str | None = None,
-    policy: Policy | None = None,
-) -> int:
+def ingest_run(db: Path, run_dir: Path) -> int:
     """Store one run directory (replacing what it stored before); returns its row count.
 
+    Everything comes from the run directory itself, so ingesting again gives the same rows.
     Jobs run.json records as failed stay visible as failed (or missing) rows.
     """
-    record, rows = read_run(
-        run_dir,
-        failed=failed_from_runstate(run_dir),
-        kind=kind,
-        matrix=matrix,
-        threshold=policy.threshold if policy else None,
-        baseline_runs=policy.baseline_runs if policy else None,
-    )
+    record, rows = read_run(run_dir, failed=failed_from_runstate(run_dir))
     with HistoryStore(db) as store:
         return store.replace_run(record, rows)
 

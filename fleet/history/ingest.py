@@ -21,6 +21,8 @@ from fleet.harness.rules.v3_1 import TASK_TO_MODEL, model_for_task
 from fleet.history.store import HistoryError, ResultRow, RunRecord
 from fleet.logparse import parse_detail
 
+SWEEP_RECORD = "sweep.json"  # written by fleet.sweep: matrix, regression policy, every job
+
 
 @dataclass(frozen=True)
 class FailedJob:
@@ -155,10 +157,6 @@ def read_run(
     run_dir: Path,
     *,
     failed: Iterable[FailedJob] = (),
-    kind: str = "run",
-    matrix: str | None = None,
-    threshold: float | None = None,
-    baseline_runs: int | None = None,
     now: datetime | None = None,
 ) -> tuple[RunRecord, list[ResultRow]]:
     """Everything one run directory holds, as a run record and its rows (nothing is written)."""
@@ -189,9 +187,12 @@ def read_run(
         ctx = contexts.get(job.host) or _host_context(raw / job.host, {}, job)
         index[key] = len(rows)
         rows.append(_missing_row(run_id, ctx, job, started))
+    sweep = _read_json(run_dir / SWEEP_RECORD)
+    policy = sweep.get("regression") or {}
     record = RunRecord(
-        run_id=run_id, started=started, ingested=stamp, kind=kind, matrix=matrix,
-        threshold=threshold, baseline_runs=baseline_runs,
+        run_id=run_id, started=started, ingested=stamp, kind="sweep" if sweep else "run",
+        matrix=sweep.get("matrix"), threshold=policy.get("threshold"),
+        baseline_runs=policy.get("baseline_runs"),
     )  # fmt: skip
     return record, rows
 

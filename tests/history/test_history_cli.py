@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -43,6 +44,17 @@ def test_flags_the_slowed_system_and_exits_3(tmp_path: Path, capsys: pytest.Capt
     assert main(["history", "--runs-dir", str(runs), "--run", "n1"]) == 0
     assert main(["history", "--runs-dir", str(runs), "--threshold", "50%"]) == 0
     assert main(["history", "--runs-dir", str(runs), "--system", "b_cpu"]) == 0
+
+
+def test_a_sweeps_own_threshold_is_used_and_survives_reingest(tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    ids = _nights(runs, [(100, 100), (60, 100)])
+    policy = {"matrix": "/lab/nightly.yaml", "regression": {"threshold": 0.5, "baseline_runs": 3}, "jobs": []}
+    (runs / "n1" / "sweep.json").write_text(json.dumps(policy))
+    for _ in range(2):
+        assert main(["history", "--runs-dir", str(runs), *_ingest_args(ids)]) == 0  # -40% < 50%
+    assert "threshold 50.0%, baseline median of last 3 valid" in capsys.readouterr().out
+    assert main(["history", "--runs-dir", str(runs), "--threshold", "30%"]) == 3  # the option wins
 
 
 def test_reingest_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,9 +37,13 @@ def history(tmp_path_factory: pytest.TempPathFactory):
     return tmp, rows, judge(rows, Policy(threshold=0.05))
 
 
-def test_page_is_self_contained_with_one_plot_per_task_scenario(history) -> None:
+@pytest.fixture(scope="module")
+def html(history) -> str:
     _, rows, report = history
-    html = render_trend(rows, report)
+    return render_trend(rows, report)
+
+
+def test_page_is_self_contained_with_one_plot_per_task_scenario(html: str) -> None:
     images = re.findall(r'<img [^>]*src="data:image/png;base64,([^"]+)"', html)
     assert len(images) == 2  # resnet50 Offline, resnet50 SingleStream
     assert all(base64.b64decode(img).startswith(b"\x89PNG") for img in images)
@@ -48,9 +52,7 @@ def test_page_is_self_contained_with_one_plot_per_task_scenario(history) -> None
     assert "Regressions: 2" in html  # a_cpu Offline slower, a_cpu SingleStream slower
 
 
-def test_regression_table_names_only_the_slowed_system(history) -> None:
-    _, rows, report = history
-    html = render_trend(rows, report)
+def test_regression_table_names_only_the_slowed_system(html: str) -> None:
     section = html.split("<h2>Regressions and breaks</h2>")[1].split("<h2>")[0]
     assert section.count('<tr class="bad">') == 2
     assert "a_cpu" in section and "b&lt;x&gt;" not in section
