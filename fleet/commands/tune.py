@@ -24,7 +24,7 @@ from fleet.config import PROFILES, SYNTHETIC_VARIANTS, RunSettings, default_inve
 from fleet.errors import ConfigError
 from fleet.harness.errors import HarnessError
 from fleet.harness.spec import RunSpec
-from fleet.harness.tuning.options import TuneOptions
+from fleet.harness.tuning.options import SCENARIO_WEIGHT, TuneOptions
 from fleet.inventory import Inventory, load_inventory
 from fleet.progress import Progress
 from fleet.runstate import OK, RunState
@@ -131,11 +131,12 @@ def main(args: argparse.Namespace) -> int:
     commands: dict[str, list[str]] = {}
     for host, host_specs in specs.items():
         jobs = plan.jobs_of({host: host_specs})
-        share = budget_s / len(jobs)
-        if share < MIN_JOB_BUDGET_S:
-            raise ConfigError(f"--budget {args.budget} leaves {share:.0f} s per scenario on {host} "
-                              f"({len(jobs)} scenarios); give at least {MIN_JOB_BUDGET_S * len(jobs):.0f} s")
-        for job in jobs:
+        weights = [SCENARIO_WEIGHT.get(job.scenario, 1.0) for job in jobs]
+        shares = [budget_s * w / sum(weights) for w in weights]
+        if min(shares) < MIN_JOB_BUDGET_S:
+            raise ConfigError(f"--budget {args.budget} leaves {min(shares):.0f} s for a scenario on "
+                              f"{host} ({len(jobs)} scenarios); give each at least {MIN_JOB_BUDGET_S:.0f} s")
+        for job, share in zip(jobs, shares, strict=True):
             commands[job.id] = ["tune", "--budget-s", f"{share:.1f}",
                                 "--safety-margin", str(opts.safety_margin), "--trial-s", str(opts.trial_s)]
     settings.bench_timeout_s = int(budget_s + JOB_SLACK_S)

@@ -13,6 +13,7 @@ from fleet.commands.tune import parse_budget, tune_specs
 from fleet.config import RunSettings
 from fleet.errors import ConfigError
 from fleet.harness.tuning.digest import digest_fields, facts_digest
+from fleet.harness.tuning.options import budget_shares
 from fleet.inventory import load_inventory
 from fleet.runstate import FAILED, OK, JobState, NodeState, RunState
 from fleet.tuning_report import tuning_html, tuning_markdown
@@ -64,6 +65,11 @@ OFFLINE = {"threads": 2, "batch_size": 8, "graph_optimization": "all", "executio
            "offline_expected_qps": 190.0}
 SERVER = {"threads": 2, "graph_optimization": "all", "execution_provider": "cpu", "server_max_batch": 4,
           "server_target_qps": 80.0}
+
+
+def test_server_gets_the_larger_share_of_a_node_budget() -> None:
+    assert budget_shares(90, ["Server", "Offline"]) == {"Server": 60, "Offline": 30}
+    assert budget_shares(30, ["SingleStream"]) == {"SingleStream": 30}
 
 
 def test_parse_budget() -> None:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fleet.harness.errors import HarnessError
+
+# How a node's budget is shared between the scenarios it tunes: the Server target search
+# needs several runs of at least 459 queries each, the others one calibration run.
+SCENARIO_WEIGHT = {"Server": 2.0, "Offline": 1.0, "SingleStream": 1.0, "MultiStream": 1.0}
+
+
+def budget_shares(budget_s: float, scenarios: Sequence[str]) -> dict[str, float]:
+    """Seconds per scenario, by SCENARIO_WEIGHT."""
+    total = sum(SCENARIO_WEIGHT.get(s, 1.0) for s in scenarios) or 1.0
+    return {s: budget_s * SCENARIO_WEIGHT.get(s, 1.0) / total for s in scenarios}
 
 
 @dataclass(frozen=True)

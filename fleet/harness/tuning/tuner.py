@@ -38,7 +38,7 @@ from fleet.harness.runner import BackendWrapper
 from fleet.harness.spec import RunSpec
 from fleet.harness.tasks import get_task
 from fleet.harness.tuning import record
-from fleet.harness.tuning.options import TuneOptions
+from fleet.harness.tuning.options import TuneOptions, budget_shares
 from fleet.harness.tuning.search import KnobTrial, ServerTrial, search_knobs, search_server_qps
 from fleet.harness.tuning.space import ORDERED, KnobSpace, knob_space
 from fleet.harness.tuning.trials import Trial, TrialBench
@@ -54,7 +54,7 @@ SERVER_START_FRACTION = 0.5  # first Server target: this fraction of the Offline
 SERVER_GROWTH = 1.5
 # One Server trial needs 459 queries; below the QPS where that takes this share of the
 # search budget the search gives up (stopped_by "floor").
-SERVER_LONGEST_TRIAL_SHARE = 0.4
+SERVER_LONGEST_TRIAL_SHARE = 0.5
 
 
 def trial_profile(base: rules.Profile) -> rules.Profile:
@@ -279,7 +279,7 @@ class ScenarioTuner:
             note = t.note or (t.invalid_reason or "") if not valid else ""
             return ServerTrial(qps, valid, t.p99_ms, t.result, f"trial {t.n}{': ' + note if note else ''}")
 
-        found = search_server_qps(trial, max(rate * SERVER_START_FRACTION, min_qps * SERVER_GROWTH),
+        found = search_server_qps(trial, max(rate * SERVER_START_FRACTION, min_qps),
                                   growth=SERVER_GROWTH, tolerance=self.opts.tolerance,
                                   safety_margin=self.opts.safety_margin, max_trials=self.opts.max_trials,
                                   budget_s=budget, min_qps=min_qps, clock=self.clock)
@@ -298,7 +298,7 @@ class ScenarioTuner:
 def tune_spec(spec: RunSpec, out: Path, opts: TuneOptions, *, cache_root: Path | None = None,
               echo: Callable[[str], None] = print,
               wrap_backend: BackendWrapper | None = None) -> dict[str, dict[str, Any]]:
-    """Tune every scenario of `spec` (the budget split evenly); writes OUT/tuning.json.
+    """Tune every scenario of `spec` (budget shared by options.SCENARIO_WEIGHT); writes OUT/tuning.json.
 
     Returns scenario -> record. A scenario whose tuning fails (no setting runs, no VALID
     Server target) is recorded as failed and the next goes on. `wrap_backend` is for tests.
@@ -310,11 +310,12 @@ def tune_spec(spec: RunSpec, out: Path, opts: TuneOptions, *, cache_root: Path |
     run_profile = rules.PROFILES.get(spec.profile)
     if run_profile is None:
         raise HarnessError(f"unknown profile {spec.profile!r} (choose from {', '.join(rules.PROFILES)})")
-    share = replace(opts, budget_s=opts.budget_s / len(spec.scenarios))
+    shares = budget_shares(opts.budget_s, spec.scenarios)
     host = hostfacts.host_facts()
     versions = manifest.versions()
     records: dict[str, dict[str, Any]] = {}
     for scenario in spec.scenarios:
+        share = replace(opts, budget_s=shares[scenario])
         base = out / spec.task / scenario / "tuning"
         if base.exists():
             shutil.rmtree(base)
