@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from fleet.submission import paths
-from fleet.submission.assemble import tree_of_run
+from fleet.submission.assemble import read_record, tree_of_run
 from fleet.submission.checker import check_tree
 from fleet.submission.findings import PROFILES
 from fleet.submission.official import run_official
@@ -47,7 +47,8 @@ def _locate(ref: str, runs_dir: Path) -> tuple[Path, Path | None]:
 
 def run(args: argparse.Namespace) -> int:
     tree, run_dir = _locate(args.path, args.runs_dir)
-    report = check_tree(tree, profile=args.profile)
+    record = read_record(run_dir / paths.ASSEMBLY_RECORD) if run_dir else None
+    report = check_tree(tree, profile=args.profile, record=record)
     text = report.render()
     ok = report.ok
     if args.official is not None:

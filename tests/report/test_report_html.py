@@ -59,10 +59,10 @@ def test_page_renders_tables_and_plots_in_headless_chromium(page):
             driver.get(page.resolve().as_uri())
             assert "run-report" in driver.title
             rows = driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")
-            assert len(rows) == 40
+            assert len(rows) == 38
             headers = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "#results thead th")]
             assert headers[:3] == ["run_id", "system", "category"] and "synthetic" in headers
-            assert len(driver.find_elements(By.CSS_SELECTOR, "#results tr.synthetic")) == 40
+            assert len(driver.find_elements(By.CSS_SELECTOR, "#results tr.synthetic")) == 38
             first = rows[0].find_elements(By.TAG_NAME, "td")
             assert first[1].text == "dc-server" and first[0].is_displayed()
             images = driver.find_elements(By.TAG_NAME, "img")

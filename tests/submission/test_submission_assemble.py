@@ -33,7 +33,7 @@ def test_three_hosts_make_three_systems_and_the_expected_results(make_run):
         "node1_cpu.json",
     ]
     record = read_record(run / "assembly.json")
-    # edge: SingleStream, MultiStream, Offline (x2 hosts); datacenter: Server, Offline.
+    # edge resnet: SingleStream, MultiStream, Offline (x2 hosts); datacenter retinanet: Server, Offline.
     assert len(record["expected"]) == 8
     assert sorted(r["key"] for r in record["results"]) == sorted(record["expected"])
     assert all(r["smoke"] and r["synthetic"] for r in record["results"])
@@ -50,9 +50,10 @@ def test_every_directory_holds_exactly_the_files_of_section_1_4(make_run):
     assert {p.name for p in org.iterdir()} == {"code", "compliance", "measurements", "results", "systems"}
     results = sorted((org / "results").glob("*/*/*"))
     assert len(results) == 8
+    assert {p.relative_to(org / "results").parts[1] for p in results} == {"resnet", "retinanet"}
     for scen in results:
         system, model, scenario = scen.relative_to(org / "results").parts
-        assert model == "resnet"
+        assert model == ("retinanet" if system == "dc-server" else "resnet")
         assert _files(scen / "performance" / "run_1") == {"mlperf_log_summary.txt", "mlperf_log_detail.txt"}
         assert _files(scen / "accuracy") == {
             "mlperf_log_summary.txt",
@@ -68,15 +69,16 @@ def test_every_directory_holds_exactly_the_files_of_section_1_4(make_run):
             "mlperf.conf",
         }
         comp = org / "compliance" / system / model / scenario
-        assert {p.name for p in comp.iterdir()} == set(rules.MODELS["resnet"].compliance_tests)
+        assert {p.name for p in comp.iterdir()} == set(rules.MODELS[model].compliance_tests)
         assert _files(comp / "TEST01") == {"verify_accuracy.txt", "verify_performance.txt"}
         assert _files(comp / "TEST01" / "accuracy") == {"mlperf_log_accuracy.json", "accuracy.txt"}
-        for test in ("TEST01", "TEST04", "TEST05"):
+        for test in rules.MODELS[model].compliance_tests:
             assert _files(comp / test / "performance" / "run_1") == {
                 "mlperf_log_summary.txt",
                 "mlperf_log_detail.txt",
             }
     assert (org / "code" / "resnet" / "fleet-onnxruntime-cpu" / "README.md").is_file()
+    assert (org / "code" / "retinanet" / "fleet-onnxruntime-cpu" / "README.md").is_file()
     assert (org / "code" / "resnet" / "fleet-onnxruntime-cpu" / "harness" / "rules" / "v3_1.py").is_file()
     for dirpath, dirnames, filenames in os.walk(root):
         assert dirnames or filenames, f"empty directory {dirpath}"
@@ -218,7 +220,8 @@ def test_a_failed_performance_run_is_skipped_and_reported(make_run):
 
 def test_accelerators_from_facts_and_their_person_fields(make_run):
     gpu = [{"name": "NVIDIA H200", "memory_bytes": 150_323_855_360, "count": 2}]
-    run = make_run([rawtree.Host("gpu1", "gpu-box", "datacenter", accelerators=gpu, synthetic=False)])
+    host = rawtree.Host("gpu1", "gpu-box", "datacenter", ("retinanet",), accelerators=gpu, synthetic=False)
+    run = make_run([host])
     root = assemble_submission(run, ORG)
     data = json.loads((root / "closed" / ORG / "systems" / "gpu-box.json").read_text())
     assert data["accelerators_per_node"] == "2"

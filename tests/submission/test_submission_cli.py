@@ -73,3 +73,14 @@ def test_check_errors_are_one_line(tmp_path, make_run, capsys):
     assert "git clone --branch v3.1" in capsys.readouterr().err
     assert main(["report", str(run), "--format", "pdf"]) == 1
     assert "unknown report format" in capsys.readouterr().err
+
+
+def test_check_of_a_run_assembled_elsewhere_uses_its_record(make_run, tmp_path, capsys):
+    run = make_run([rawtree.Host("node1", "node1_cpu")])
+    out = tmp_path / "elsewhere" / "tree"
+    assert main(["submit", str(run), "--submitter", "ExampleOrg", "--out", str(out)]) == 0
+    assert (out / "open/ExampleOrg").is_dir() and not (run / "submission").exists()
+    capsys.readouterr()
+    assert main(["check", str(run), "--profile", "smoke"]) == 0
+    text = capsys.readouterr().out
+    assert "Smoke-profile results: 3 of 3" in text and "3 of 3 expected results pass" in text
