@@ -122,3 +122,20 @@ def test_bert_task_refuses_a_dataset_without_vocab(bert_assets: tuple[Path, Path
     shutil.copy(bert_assets[1] / "dev-v1.1.json", tmp_path / "squad")
     with pytest.raises(HarnessError, match="vocab"):
         get_task("bert-99").open(tmp_path / "squad", tmp_path / "cache")
+
+
+def test_retinanet_cache_is_bounded_for_big_datasets(
+    retinanet_assets: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleet.harness.tasks import retinanet
+
+    monkeypatch.setattr(retinanet, "CACHE_BUDGET_IMAGES", 2)
+    task = get_task("retinanet")
+    task.open(retinanet_assets[1], tmp_path / "cache")  # 5 images > budget: nothing preprocessed yet
+    cache = tmp_path / "cache" / retinanet.PREPROCESS_VERSION
+    assert list(cache.iterdir()) == []
+    first = [task.load_sample(i)["images"] for i in range(5)]
+    assert len(list(cache.glob("*.npy"))) == 2  # the first two loaded stay cached, the rest do not
+    again = [task.load_sample(i)["images"] for i in range(5)]
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
