@@ -8,8 +8,7 @@ from pathlib import Path
 
 from fleet.errors import ConfigError
 from fleet.submission import paths
-from fleet.submission.assemble import assemble_submission, read_record
-from fleet.submission.rawrun import load_hosts
+from fleet.submission.assemble import assemble_submission, default_division, read_record
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,9 +55,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = paths.resolve_run_dir(args.run, args.runs_dir)
     division = args.division
     if division is None:
-        synthetic = any(r.get("synthetic") for h in load_hosts(run_dir) for r in h.runs)
-        division = "open" if synthetic and not args.allow_synthetic_in_closed else "closed"
-        if synthetic and division == "open":
+        division = "closed" if args.allow_synthetic_in_closed else default_division(run_dir)
+        if division == "open":
             print(
                 "fleet submit: note: this run used synthetic assets, so its results go to the open division"
             )

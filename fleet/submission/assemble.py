@@ -293,6 +293,12 @@ def _swap_into_place(built: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def default_division(run_dir: str | Path) -> str:
+    """closed, or open when any result of the run used synthetic assets (never closed silently)."""
+    synthetic = any(r.get("synthetic") for host in load_hosts(Path(run_dir)) for r in host.runs)
+    return "open" if synthetic else "closed"
+
+
 def _check_synthetic(hosts: list[RawHost], division: str, allow: bool) -> list[str]:
     systems = sorted({h.system_name for h in hosts for r in h.runs if r.get("synthetic")})
     if not systems:
