@@ -72,7 +72,8 @@ def trial_rows(rec: dict[str, Any]) -> list[list[str]]:
         note = t.get("note") or ("" if t.get("ok") else str(t.get("error") or ""))
         if not note and t.get("validity") not in (None, "VALID"):
             note = t.get("invalid_reason") or ""
-        p99 = f"{t['p99_ms']:.2f}" if t.get("p99_ms") is not None else ""
+        latency = t.get("p99_ms") is not None and t.get("scenario") != "Offline"  # Offline: meaningless
+        p99 = f"{t['p99_ms']:.2f}" if latency else ""
         validity = t.get("validity") or ("" if t.get("ok") else "failed")
         rows.append([str(t.get("n")), str(t.get("kind")), str(t.get("scenario")), _kv(t.get("settings")),
                      _kv(t.get("conf")), result, validity, p99, note])
@@ -120,3 +121,10 @@ def tuning_html(run_dir: str | Path) -> str:
         parts.append(f"<details><summary>Trials: {html.escape(f'{system} {task} {scenario}')}</summary>"
                      f'<div class="wide">{_html_table(TRIAL_HEAD, trial_rows(rec))}</div></details>')
     return "\n".join(parts) + "\n"
+
+
+def with_tuning_html(page: str, run_dir: str | Path) -> str:
+    """`page` with the tuning section inserted before </body> (unchanged without tuning)."""
+    section = tuning_html(run_dir)
+    at = page.rfind("</body>")
+    return page if not section or at < 0 else page[:at] + section + page[at:]

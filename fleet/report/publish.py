@@ -21,6 +21,7 @@ from fleet.errors import ConfigError
 from fleet.report import plots
 from fleet.report.frame import collect_rows, results_frame
 from fleet.submission import paths
+from fleet.tuning_report import tuning_markdown, with_tuning_html
 
 FORMATS = ("html", "md", "csv")
 _CSS = """
@@ -171,10 +172,11 @@ def write_reports(run_dir: str | Path, formats: Iterable[str] = FORMATS) -> list
     if "csv" in formats:
         _atomic_write(out / "summary.csv", frame.to_csv(index=False))
         written.append(out / "summary.csv")
+    # md and html end with the tuning section when the run used `fleet tune` values.
     if "md" in formats:
-        _atomic_write(out / "summary.md", render_markdown(frame, run_id, verdict))
+        _atomic_write(out / "summary.md", render_markdown(frame, run_id, verdict) + tuning_markdown(run_dir))
         written.append(out / "summary.md")
     if "html" in formats:
-        _atomic_write(out / "index.html", render_html(frame, run_id, verdict))
+        _atomic_write(out / "index.html", with_tuning_html(render_html(frame, run_id, verdict), run_dir))
         written.append(out / "index.html")
     return written
