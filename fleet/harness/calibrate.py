@@ -5,7 +5,7 @@ LoadGen must be told what to expect: Offline issues `expected_qps x duration x 1
 queries from the expected latency (too few and LoadGen errors out), Server runs at a target
 QPS within a latency bound. The harness measures the real backend on real loaded samples
 through the same gather/run/postprocess path the SUT uses, after a warm-up run, for at least
-`budget_s` (short bursts overestimate a CFS-throttled node) and at least two runs.
+`budget_s` per batch size (short bursts overestimate a CFS-throttled node).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Calibrator:
                 once()  # warm-up: the first runs allocate and pick kernels
             times: list[float] = []
             start = time.perf_counter()
-            while len(times) < 2 or (time.perf_counter() - start < self.budget_s and len(times) < MAX_RUNS):
+            while not times or (time.perf_counter() - start < self.budget_s and len(times) < MAX_RUNS):
                 t0 = time.perf_counter()
                 once()
                 times.append(time.perf_counter() - t0)

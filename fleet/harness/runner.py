@@ -33,7 +33,7 @@ from fleet.harness.errors import HarnessError
 from fleet.harness.loadgen_runner import build_settings, loadgen, run_test
 from fleet.harness.planning import ScenarioPlan, plan_scenario, user_conf_text
 from fleet.harness.rules import v3_1 as rules
-from fleet.harness.spec import RunSpec, run_dir
+from fleet.harness.spec import RunSpec, Tuning, run_dir
 from fleet.harness.synthetic import find_marker
 from fleet.harness.tasks import get_task
 from fleet.harness.tuning.guard import accept_tuning
@@ -170,6 +170,11 @@ class Harness:
         finally:
             self.backend.close()
         return entries
+
+    def retune(self, tuning: Tuning) -> None:
+        """Use other tuning for the next runs (tuning loops, benchmarks); plans are redone."""
+        self.spec.tuning = tuning
+        self._plans.clear()
 
     def plan(self, scenario: str) -> ScenarioPlan:
         if scenario not in self._plans:
