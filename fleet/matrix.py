@@ -28,7 +28,7 @@ from pydantic import (
     field_validator,
 )
 
-from fleet.config import PROFILES, SYNTHETIC_VARIANTS, RunSettings
+from fleet.config import PROFILES, SYNTHETIC_VARIANTS, RunSettings, validate
 from fleet.errors import ConfigError, PlanError
 from fleet.harness.rules import v3_1 as rules
 from fleet.harness.spec import RunSpec
@@ -115,13 +115,6 @@ class Matrix(_Strict):
     def _variant(cls, value: str) -> str:
         return _known("synthetic variant", value, SYNTHETIC_VARIANTS)
 
-    @field_validator("submitter")
-    @classmethod
-    def _submitter(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
-            raise ValueError(f"{value!r}: use letters, digits, '.', '_' or '-'")
-        return value
-
     @field_validator("inventory", "artifacts", "runs_dir", mode="after")
     @classmethod
     def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
@@ -131,8 +124,6 @@ class Matrix(_Strict):
         path = (base / value.expanduser()).resolve()
         if info.field_name == "inventory" and not path.exists():
             raise ValueError(f"{path} does not exist")
-        if info.field_name == "artifacts" and not path.is_dir():
-            raise ValueError(f"{path} is not a folder")
         return path
 
     @field_validator("overrides")
@@ -227,7 +218,10 @@ def expand(
         groups = override.groups if override.groups is not None else matrix.groups
         hosts = override.hosts if override.hosts is not None else matrix.hosts
         nodes = _select(inventory, members, groups, hosts, f"{where}: {key + '.' if key else ''}")
-        settings = matrix.settings(task)
+        try:
+            settings = validate(matrix.settings(task))  # the same checks as `fleet run` options
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
         scen_key = f"overrides.{task}.scenarios" if override.scenarios is not None else "scenarios"
         for node in nodes:
             try:
