@@ -46,14 +46,34 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _cpuinfo_model() -> str | None:
+def _cpuinfo() -> dict[str, Any]:
+    """Model and topology from /proc/cpuinfo, for nodes without lscpu."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return None
+        return {}
+    model = None
+    sockets: set[str] = set()
+    cores: set[tuple[str, str]] = set()
+    logical = 0
+    phys = "0"
+    for line in text.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "processor":
+            logical += 1
+        elif key == "model name" and model is None:
+            model = value
+        elif key == "physical id":
+            phys = value
+            sockets.add(value)
+        elif key == "core id":
+            cores.add((phys, value))
+    n_sockets = len(sockets) or 1
+    facts: dict[str, Any] = {"Model name": model, "Socket(s)": str(n_sockets)}
+    if cores:
+        facts["Core(s) per socket"] = str(len(cores) // n_sockets)
+        facts["Thread(s) per core"] = str(max(1, logical // len(cores)))
+    return facts
 
 
 def _memory_bytes() -> int | None:
@@ -90,14 +110,14 @@ def _accelerators() -> list[dict[str, Any]]:
 
 
 def host_facts() -> dict[str, Any]:
-    cpu = _lscpu()
+    cpu = _lscpu() or {k: v for k, v in _cpuinfo().items() if v is not None}
     libc = platform.libc_ver()
     levels = ("L1d cache", "L1i cache", "L2 cache", "L3 cache")
     caches = ", ".join(f"{k}: {cpu[k]}" for k in levels if k in cpu)
     return {
         "hostname": socket.gethostname(),
         "architecture": platform.machine(),
-        "cpu_model": cpu.get("Model name") or _cpuinfo_model(),
+        "cpu_model": cpu.get("Model name") or _cpuinfo().get("Model name"),
         "sockets": _int(cpu.get("Socket(s)")),
         "cores_per_socket": _int(cpu.get("Core(s) per socket")),
         "threads_per_core": _int(cpu.get("Thread(s) per core")),
