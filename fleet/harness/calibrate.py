@@ -18,12 +18,19 @@ import numpy as np
 
 from fleet.harness.errors import HarnessError
 from fleet.harness.qsl import RunErrors, SampleStore
+from fleet.harness.sut import build_responses
 from fleet.harness.tasks.base import Task
 
 CALIBRATION_SAMPLES = 64
 MAX_RUNS = 2000
 # A bigger batch must beat the best so far by this much to count as better.
 MIN_GAIN = 1.02
+
+
+def _response_type() -> Any:
+    from fleet.harness.loadgen_runner import loadgen
+
+    return loadgen().QuerySampleResponse
 
 
 @dataclass(frozen=True)
@@ -65,9 +72,12 @@ class Calibrator:
         indices = self._loaded[np.arange(batch) % len(self._loaded)]
         needs_feed = getattr(self.backend, "needs_feed", True)
 
-        def once() -> None:
+        ids = [0] * batch
+        response = _response_type()
+
+        def once() -> None:  # the SUT's path, up to QuerySamplesComplete
             feed = self._store.feed(indices) if needs_feed else {}
-            self.task.postprocess(self.backend.run(feed, batch), batch)
+            build_responses(response, ids, self.task.postprocess(self.backend.run(feed, batch), batch))
 
         try:
             if not self._points:

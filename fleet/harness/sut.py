@@ -31,6 +31,28 @@ from fleet.harness.qsl import RunErrors, SampleStore
 from fleet.harness.tasks.base import Task
 
 
+def build_responses(response: Any, ids: list[int], payloads: Any) -> tuple[list, Any]:
+    """QuerySampleResponse per sample pointing into the payload buffers (kept alive by the caller).
+
+    An ndarray payload is one buffer for the whole batch (row i = sample i); a sequence is one
+    buffer per sample, whose sizes may differ.
+    """
+    n = len(ids)
+    if isinstance(payloads, np.ndarray):
+        buf = np.ascontiguousarray(payloads)
+        if buf.shape[:1] != (n,):
+            raise ValueError(f"postprocess returned {buf.shape[:1]} payloads for {n} samples")
+        size = buf.nbytes // n if n else 0
+        base = buf.ctypes.data
+        return [response(qid, base + k * size, size) for k, qid in enumerate(ids)], buf
+    if len(payloads) != n:
+        raise ValueError(f"postprocess returned {len(payloads)} payloads for {n} samples")
+    keep = [np.frombuffer(p, dtype=np.uint8) if isinstance(p, (bytes, bytearray))
+            else np.ascontiguousarray(p) for p in payloads]
+    pairs = zip(ids, keep, strict=True)
+    return [response(qid, a.ctypes.data, a.nbytes) for qid, a in pairs], keep
+
+
 class Engine:
     """Runs one batch end to end: gather, backend, postprocess, QuerySamplesComplete."""
 
@@ -54,22 +76,9 @@ class Engine:
             self.complete_empty(ids)
 
     def _complete(self, ids: list[int], payloads: Any) -> None:
-        response = self._response
-        n = len(ids)
-        if isinstance(payloads, np.ndarray):
-            buf = np.ascontiguousarray(payloads)
-            if buf.shape[:1] != (n,):
-                raise ValueError(f"postprocess returned {buf.shape[:1]} payloads for {n} samples")
-            size = buf.nbytes // n if n else 0
-            base = buf.ctypes.data
-            self._lg.QuerySamplesComplete([response(qid, base + k * size, size) for k, qid in enumerate(ids)])
-            return
-        if len(payloads) != n:
-            raise ValueError(f"postprocess returned {len(payloads)} payloads for {n} samples")
-        keep = [np.frombuffer(p, dtype=np.uint8) if isinstance(p, (bytes, bytearray))
-                else np.ascontiguousarray(p) for p in payloads]
-        pairs = zip(ids, keep, strict=True)
-        self._lg.QuerySamplesComplete([response(qid, a.ctypes.data, a.nbytes) for qid, a in pairs])
+        responses, keep = build_responses(self._response, ids, payloads)
+        self._lg.QuerySamplesComplete(responses)
+        del keep  # the payload buffers must live until LoadGen has copied them
 
     def complete_empty(self, ids: list[int]) -> None:
         """Complete samples with empty responses (after an error), never raising."""
