@@ -1,9 +1,11 @@
 """End to end over real SSH test nodes: three nightly sweeps, the third on a slowed node.
 
-Two edge nodes, each pinned to its own core. While a node benchmarks it runs under a CFS
-quota (which keeps its speed steady when the machine is busy with other work); provisioning
-and deployment run unthrottled, to keep the test short. Two sweeps fill the history; in the
-third, node2 benchmarks under a fifth of its usual quota and must be flagged, node1 not.
+Two edge nodes, each pinned to its own core. While a node benchmarks, its cgroup carries a
+CFS quota and a CPU weight a hundred times the default: the weight wins it the CPU against
+whatever else the machine is doing and the quota caps it, so its speed stays steady on a busy
+machine. Provisioning and deployment run at the default weight, unthrottled. Two sweeps fill
+the history; in the third, node2 benchmarks under a sixth of its usual quota and must be
+flagged, node1 not.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from fleet.history.store import HistoryStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-FREE_PCT, BENCH_PCT, SLOWED_PCT = 100, 40, 8
+FREE_PCT, BENCH_PCT, SLOWED_PCT = 100, 90, 15
+V2 = (CGROUP_ROOT / "cgroup.controllers").exists()
+WEIGHT_FILE, DEFAULT_WEIGHT = ("cpu.weight", 100) if V2 else ("cpu.shares", 1024)
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +43,24 @@ def nodes():
         tn.down()
 
 
-def _set_quota(tn: TestNodes, name: str, pct: int) -> None:
-    """Change a running node's CFS quota (cgroup v1 or v2), as an admin throttling a box would."""
+def _set_cpu(tn: TestNodes, name: str, pct: int, weight: int) -> None:
+    """Change a running node's CFS quota and CPU weight, as an admin throttling a box would."""
     period = 100_000
     for cg in map(Path, tn.node(name).cgroups):
-        if (CGROUP_ROOT / "cgroup.controllers").exists():
+        if V2:
             (cg / "cpu.max").write_text(f"{period * pct // 100} {period}")
         else:
             (cg / "cpu.cfs_quota_us").write_text(str(period * pct // 100))
+        (cg / WEIGHT_FILE).write_text(str(weight))
 
 
 @contextmanager
-def throttled_bench(tn: TestNodes, runs: Path, quotas: Mapping[str, int]) -> Iterator[None]:
-    """Apply `quotas` to each node as soon as run.json shows its benchmark job running."""
+def throttled_bench(tn: TestNodes, runs: Path, quotas: Mapping[str, int]) -> Iterator[dict[str, int]]:
+    """Throttle each node as soon as run.json shows its benchmark job running; yields what was
+    applied (host -> quota) so the test can check every node really ran throttled."""
     before = set(runs.glob("*/run.json"))
     done = threading.Event()
+    applied: dict[str, int] = {}
 
     def watch() -> None:
         pending = dict(quotas)
@@ -65,17 +72,18 @@ def throttled_bench(tn: TestNodes, runs: Path, quotas: Mapping[str, int]) -> Ite
                     continue  # written atomically, but it may not exist yet
                 for job in jobs:
                     if job["status"] == "running" and job["host"] in pending:
-                        _set_quota(tn, job["host"], pending.pop(job["host"]))
+                        applied[job["host"]] = pending.pop(job["host"])
+                        _set_cpu(tn, job["host"], applied[job["host"]], 100 * DEFAULT_WEIGHT)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        yield
+        yield applied
     finally:
         done.set()
         watcher.join()
         for name in quotas:
-            _set_quota(tn, name, FREE_PCT)
+            _set_cpu(tn, name, FREE_PCT, DEFAULT_WEIGHT)
 
 
 def test_three_sweeps_flag_the_slowed_node_only(nodes: TestNodes, tmp_path: Path, capsys) -> None:
@@ -84,14 +92,15 @@ def test_three_sweeps_flag_the_slowed_node_only(nodes: TestNodes, tmp_path: Path
         f"inventory: {nodes.inventory}\n"
         "tasks: [resnet50]\nscenarios: [Offline]\nmodes: [performance]\nprofile: smoke\n"
         "synthetic_variant: small\nsynthetic_samples: 64\n"
-        "regression: {threshold: 60%, baseline_runs: 5}\n"  # a fifth of the quota: about -80%
+        "regression: {threshold: 60%, baseline_runs: 5}\n"  # a sixth of the quota: about -83%
     )
     runs = tmp_path / "runs"
     sweep = ["sweep", "--matrix", str(matrix), "--runs-dir", str(runs)]
     usual = {"node1": BENCH_PCT, "node2": BENCH_PCT}
     for _ in range(2):
-        with throttled_bench(nodes, runs, usual):
+        with throttled_bench(nodes, runs, usual) as applied:
             assert main(sweep) == 0, capsys.readouterr()
+        assert applied == usual
     with HistoryStore(runs / "history.sqlite") as store:
         rows = store.results()
     assert len({r.run_id for r in rows}) == 2
@@ -99,8 +108,10 @@ def test_three_sweeps_flag_the_slowed_node_only(nodes: TestNodes, tmp_path: Path
     assert sorted(systems) == ["node1", "node2"]
     assert all(r.outcome == "ok" and r.value for r in rows)
 
-    with throttled_bench(nodes, runs, {**usual, "node2": SLOWED_PCT}):
+    slowed = {**usual, "node2": SLOWED_PCT}
+    with throttled_bench(nodes, runs, slowed) as applied:
         assert main(sweep) == 3, capsys.readouterr()
+    assert applied == slowed
     report = view(runs / "history.sqlite").report
     flagged = {v.system: {f.kind for f in v.flags} for v in report.verdicts if v.regression}
     assert list(flagged) == [systems["node2"]], report.verdicts
