@@ -75,7 +75,8 @@ def sweep_command(matrix: Path, runs_dir: Path, ident: str, python: str | None =
 
 def cron_line(when: str, command: str, ident: str) -> str:
     # In a crontab command an unescaped % ends the command: escape every one.
-    return f"{when} {command.replace('%', chr(92) + '%')} {TAG}{ident}"
+    escaped = command.replace("%", "\\%")
+    return f"{when} {escaped} {TAG}{ident}"
 
 
 # --- crontab -------------------------------------------------------------------------------
