@@ -36,7 +36,7 @@ class HostOutcome:
     status: str = NOT_RUN
     message: str | None = None
     task: str | None = None  # the task that failed it
-    published: dict[str, Any] = field(default_factory=dict)  # set_fact results (fleet_*)
+    published: dict[str, Any] = field(default_factory=dict)  # set_fact results named *_publish
 
 
 @dataclass
@@ -184,7 +184,7 @@ class AnsibleDriver:
         res = data.get("res") or {}
         if kind == "runner_on_ok":
             facts = res.get("ansible_facts") or {}
-            outcome.published.update({k: v for k, v in facts.items() if k.startswith("fleet_")})
+            outcome.published.update({k: v for k, v in facts.items() if k.endswith("_publish")})
         elif kind == "runner_on_unreachable":
             outcome.status = UNREACHABLE
             outcome.task = data.get("task")

@@ -40,8 +40,8 @@ from fleet.plan import Job, job_spec, jobs_of
 from fleet.progress import Progress
 from fleet.runstate import FAILED, OK, PENDING, RUNNING, JobState, NodeState, RunState, now
 
-JOB_START = "fleet-job "  # bench task names (roles/bench/tasks/job.yml) the events are read from
-JOB_RESULT = "fleet-result "
+JOB_START = "Job start "  # bench task names (roles/bench/tasks/job.yml) the events are read from
+JOB_RESULT = "Job result "
 
 
 def new_run_id() -> str:
@@ -221,7 +221,7 @@ class _Run:
         alive = []
         for host in hosts:
             outcome = result.hosts[host]
-            info = outcome.published.get("fleet_node")
+            info = outcome.published.get("node_base_publish")
             if outcome.status != HOST_OK or not isinstance(info, dict):
                 self._fail_node(host, "provision", f"{outcome.status}: {outcome.message or 'no facts'}")
                 continue
@@ -299,7 +299,7 @@ class _Run:
         alive = []
         for host in hosts:
             outcome = result.hosts[host]
-            published = outcome.published.get("fleet_assets") or {}
+            published = outcome.published.get("assets_publish") or {}
             if outcome.status != HOST_OK:
                 self._fail_node(host, "assets", f"{outcome.status}: {outcome.message or 'no details'}")
                 continue

@@ -40,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
     rows = []
     for node in inventory:
         outcome = result.hosts[node.name]
-        info = outcome.published.get("fleet_status") or {}
+        info = outcome.published.get("nodes_publish") or {}
         facts = info.get("facts") or {}
         if outcome.status != OK:
             rows.append(

@@ -8,10 +8,12 @@ per session; later tests reuse them (provision and deploy are then skipped on th
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -111,22 +113,31 @@ def test_second_run_skips_deploy_and_assets(full_run, testnodes, fleet_cache, tm
         assert not changed, [(e["event_data"]["host"], e["event_data"]["task"]) for e in changed]
 
 
+def harness_running(pidfile: Path, proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait until the node's harness process (pid file written by the bench role) is alive."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            cmdline = Path(f"/proc/{int(pidfile.read_text())}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            cmdline = b""
+        if b"fleet.harness" in cmdline:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_killed_node_fails_alone_and_resume_completes_it(full_run, testnodes, fleet_cache, tmp_path):
     assert full_run[0].returncode == 0
     env = fleet_cache
     args = [*FLEET, "run", "-i", str(testnodes.inventory), "-t", "resnet50", "--scenario", "Offline",
             "--runs-dir", str(tmp_path), "--run-id", "kill", *SMALL]  # fmt: skip
     run_json = tmp_path / "kill" / "run.json"
+    pidfile = Path(testnodes.node("node2").workdir) / "runs" / "kill" / "specs" / "resnet50-Offline.pid"
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if run_json.exists():
-                jobs = json.loads(run_json.read_text())["jobs"]
-                if jobs["node2/resnet50/Offline"]["status"] == "running":
-                    break
-            time.sleep(0.2)
-        testnodes.stop("node2")
+        assert harness_running(pidfile, proc, timeout=300), "node2's benchmark never started"
+        testnodes.stop("node2")  # mid-run: node2's harness is running right now
         _out, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
@@ -136,7 +147,7 @@ def test_killed_node_fails_alone_and_resume_completes_it(full_run, testnodes, fl
     assert err.strip().splitlines()[-1].startswith("fleet: 1 of 3 jobs failed")
     state = RunState.load(run_json)
     node2 = state.jobs["node2/resnet50/Offline"]
-    assert node2.status == "failed" and node2.stage == "bench" and "unreachable" in node2.error
+    assert node2.status == "failed" and node2.stage == "bench" and "unreachable" in node2.error, node2
     for host in ("node1", "node3"):
         assert state.jobs[f"{host}/resnet50/Offline"].status == "ok"
     kept = {h: tree_digest(tmp_path / "kill" / "raw" / h) for h in ("node1", "node3")}
@@ -178,3 +189,59 @@ def test_wrong_host_key_is_refused_by_ansible(testnodes, fleet_cache, tmp_path):
     proc = fleet("nodes", "--inventory", str(inv), "--limit", "node3", cache=fleet_cache)
     assert proc.returncode == 1
     assert "node3" in proc.stdout and "unreachable" in proc.stdout
+
+
+@pytest.fixture(scope="session")
+def artifact_store(tmp_path_factory) -> Path:
+    """A controller artifact store holding a reduced synthetic ResNet50 (made here, no downloads)."""
+    store = tmp_path_factory.mktemp("store")
+    synth = [sys.executable, "-m", "fleet.harness", "synth", "--task", "resnet50"]
+    opts = ["--variant", "small", "--samples", "32", "--out", str(store / "resnet50")]
+    subprocess.run([*synth, *opts], check=True, capture_output=True)
+    return store
+
+
+def rot_one_member(tar: Path) -> None:
+    """Flip one byte of one dataset file inside the tar, leaving its SHA256SUMS as it was."""
+    with tarfile.open(tar) as src:
+        members = [(m, src.extractfile(m).read() if m.isfile() else None) for m in src.getmembers()]
+    with tarfile.open(tar, "w") as out:
+        rotted = False
+        for member, data in members:
+            if (
+                data
+                and not rotted
+                and member.name.startswith("imagenet/")
+                and member.name != "imagenet/val_map.txt"
+            ):
+                data, rotted = bytes([data[0] ^ 1]) + data[1:], True
+            out.addfile(member, io.BytesIO(data) if data is not None else None)
+    assert rotted
+
+
+def test_artifact_store_is_staged_and_checked(full_run, testnodes, fleet_cache, artifact_store, tmp_path):
+    assert full_run[0].returncode == 0
+    common = [
+        "-i",
+        str(testnodes.inventory),
+        "-t",
+        "resnet50",
+        "--scenario",
+        "Offline",
+        "--modes",
+        "performance",
+    ]
+    common += ["--artifacts", str(artifact_store), "--runs-dir", str(tmp_path), "--plain"]
+    proc = fleet("run", *common, "--limit", "node3", "--run-id", "store", cache=fleet_cache)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    job = RunState.load(tmp_path / "store" / "run.json").jobs["node3/resnet50/Offline"]
+    assert job.status == "ok" and job.validity == "VALID"
+    staged = list((Path(testnodes.node("node3").workdir) / "assets").glob("resnet50-*/.fleet-complete"))
+    assert len(staged) == 1
+
+    # The controller's cached tar rots: node2 (not staged from it yet) must refuse it.
+    rot_one_member(next((Path(fleet_cache["FLEET_CACHE_DIR"]) / "artifacts").glob("resnet50-*.tar")))
+    bad = fleet("run", *common, "--limit", "node2", "--run-id", "rotten", cache=fleet_cache)
+    assert bad.returncode == 1
+    job = RunState.load(tmp_path / "rotten" / "run.json").jobs["node2/resnet50/Offline"]
+    assert job.status == "failed" and job.stage == "assets" and "FAILED" in job.error, job.error
