@@ -51,6 +51,7 @@ class Verdict:
     metric: str | None
     value: float | None
     validity: str | None
+    synthetic: bool  # measured on synthetic assets: a trend, never a real result
     baseline: float | None
     baseline_n: int
     change: float | None  # (value - baseline) / baseline
@@ -160,7 +161,8 @@ def _judge_series(
     return Verdict(
         system=system, task=task, scenario=scenario, run_id=first.run_id, time=first.time,
         metric=perf.metric if perf else None, value=perf.value if perf else None,
-        validity=perf.validity if perf else None, baseline=baseline, baseline_n=len(pool),
+        validity=perf.validity if perf else None, synthetic=first.synthetic, baseline=baseline,
+        baseline_n=len(pool),
         change=change, lower_is_better=lower, flags=tuple(flags), causes=causes,
     )  # fmt: skip
 

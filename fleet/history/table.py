@@ -5,7 +5,8 @@ from __future__ import annotations
 from fleet.regress import Report, Verdict
 
 COLUMNS = (
-    "System", "Task", "Scenario", "Metric", "Latest", "Baseline (n)", "Change", "Validity", "State", "Notes",
+    "System", "Task", "Scenario", "Assets", "Metric", "Latest", "Baseline (n)", "Change", "Validity", "State",
+    "Notes",
 )  # fmt: skip
 NUMERIC = frozenset({"Latest", "Baseline (n)", "Change"})
 
@@ -19,7 +20,8 @@ def verdict_cells(v: Verdict) -> list[str]:
     state = "REGRESSION" if v.regression else "improved" if v.improvement else "ok"
     notes = "; ".join([*(f.message for f in v.flags), *v.causes])
     baseline = f"{fmt(v.baseline)} ({v.baseline_n})" if v.baseline is not None else "-"
-    return [v.system, v.task, v.scenario, v.metric or "-", fmt(v.value), baseline,
+    assets = "synthetic" if v.synthetic else "real"
+    return [v.system, v.task, v.scenario, assets, v.metric or "-", fmt(v.value), baseline,
             fmt(v.change, "+.1%"), v.validity or "-", state, notes]  # fmt: skip
 
 

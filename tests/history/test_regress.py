@@ -135,7 +135,9 @@ def test_smoke_and_real_results_are_not_compared(tmp_path: Path) -> None:
         _offline({"a": 100}),
     ]
     verdict = judge(_history(tmp_path, nights)).verdicts[0]
-    assert verdict.baseline is None and verdict.flags == ()
+    assert verdict.baseline is None and verdict.flags == () and verdict.synthetic
+    real = judge(_history(tmp_path / "real", nights[:1])).verdicts[0]
+    assert not real.synthetic
 
 
 def test_empty_history_and_unknown_run() -> None:

@@ -56,6 +56,7 @@ def test_regression_table_names_only_the_slowed_system(html: str) -> None:
     section = html.split("<h2>Regressions and breaks</h2>")[1].split("<h2>")[0]
     assert section.count('<tr class="bad">') == 2
     assert "a_cpu" in section and "b&lt;x&gt;" not in section
+    assert section.count("<td>synthetic</td>") == 2  # synthetic assets are marked as such
     assert "-40.6%" in section and "+40.0%" in section  # 60 vs median(100, 102) = 101; 14 vs 10
 
 
