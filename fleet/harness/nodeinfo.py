@@ -31,6 +31,42 @@ def cgroup_cpu_quota() -> float | None:
     return None
 
 
+def _affinity() -> set[int]:
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return set(range(os.cpu_count() or 1))
+
+
+def physical_cores(cpus: set[int] | None = None) -> int:
+    """Distinct physical cores among these logical CPUs (default: this process's affinity)."""
+    cpus = _affinity() if cpus is None else cpus
+    cores = set()
+    for cpu in cpus:
+        base = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add((base.joinpath("physical_package_id").read_text().strip(),
+                       base.joinpath("core_id").read_text().strip()))
+        except OSError:
+            cores.add(("?", str(cpu)))
+    return max(1, len(cores))
+
+
+def intra_op_threads() -> tuple[int, bool]:
+    """(threads for the backend's pool, whether the node constrains it).
+
+    Unconstrained (all host CPUs, no cgroup quota): one thread per physical core, which is
+    what onnxruntime picks by itself. Constrained by affinity or a CFS quota: the usable CPUs,
+    so a pool never outgrows the CPU time it is allowed.
+    """
+    cpus = _affinity()
+    quota = cgroup_cpu_quota()
+    constrained = len(cpus) < (os.cpu_count() or len(cpus)) or (quota is not None and quota < len(cpus))
+    if constrained:
+        return usable_cpus(), True
+    return physical_cores(cpus), False
+
+
 def usable_cpus() -> int:
     """CPUs this process can actually run on: affinity, capped by the cgroup quota."""
     try:

@@ -1,9 +1,10 @@
 """onnxruntime backend: CPU by default, CUDA and TensorRT execution providers selectable.
 
-One session, driven by the harness's single inference thread. The intra-op pool gets every
-usable CPU (affinity and cgroup quota, not os.cpu_count()) and the inter-op pool one thread:
-extra Python worker threads calling run() concurrently only fight the intra-op threads for
-the same cores, which is what costs the reference harness ~15% on CPU.
+One session, driven by the harness's single inference thread, so onnxruntime's intra-op pool
+owns the cores: extra Python worker threads calling run() concurrently only fight the pool
+for the same cores, which is what costs the reference harness ~15% on CPU. The pool has one
+thread per physical core, or, on a node constrained by affinity or a cgroup CPU quota, one
+per usable CPU (never os.cpu_count(), which ignores both).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from fleet.harness.backends import BackendOptions
 from fleet.harness.errors import HarnessError
-from fleet.harness.nodeinfo import usable_cpus
+from fleet.harness.nodeinfo import intra_op_threads
 from fleet.harness.tasks.base import Task, TensorSpec
 
 PROVIDERS = {
@@ -64,11 +65,14 @@ class OnnxRuntimeBackend:
         if level not in GRAPH_OPT:
             raise HarnessError(f"unknown graph optimization level {level!r} "
                                f"(choose from {', '.join(GRAPH_OPT)})")
-        self.threads = int(options.threads or usable_cpus())
-        if self.threads < 1:
+        if options.threads is not None and options.threads < 1:
             raise HarnessError("--threads must be at least 1")
+        threads, constrained = intra_op_threads()
+        self.threads = int(options.threads or threads)
         so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
+        # Unconstrained node: leave the pool size to onnxruntime (one thread per physical core,
+        # its own thread placement), exactly what a plain session gets.
+        so.intra_op_num_threads = self.threads if (options.threads or constrained) else 0
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = {

@@ -92,8 +92,25 @@ class Task(ABC):
         """One preprocessed sample, `{input name: array of the input's per-sample shape}`."""
 
     def gather(self, store: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
-        """A batch's backend feed from the QSL's contiguous arrays (rows: positions in them)."""
-        return {name: array[rows] for name, array in store.items()}
+        """A batch's backend feed from the QSL's contiguous arrays (rows: positions in them).
+
+        Consecutive rows are a zero-copy view; others are gathered into a buffer reused from
+        call to call (no fresh allocation and page faults per batch). The feed is therefore
+        only valid until the next gather: backends consume it within run().
+        """
+        n = len(rows)
+        if n and int(rows[-1]) - int(rows[0]) == n - 1 and (n == 1 or bool(np.all(np.diff(rows) == 1))):
+            first = int(rows[0])
+            return {name: array[first : first + n] for name, array in store.items()}
+        buffers: dict[str, np.ndarray] = self.__dict__.setdefault("_gather_buffers", {})
+        feed = {}
+        for name, array in store.items():
+            buf = buffers.get(name)
+            if buf is None or len(buf) < n or buf.dtype != array.dtype or buf.shape[1:] != array.shape[1:]:
+                buf = buffers[name] = np.empty((n, *array.shape[1:]), dtype=array.dtype)
+            np.take(array, rows, axis=0, out=buf[:n])
+            feed[name] = buf[:n]
+        return feed
 
     @abstractmethod
     def postprocess(self, outputs: dict[str, np.ndarray], n: int) -> Payloads:
