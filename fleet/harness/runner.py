@@ -116,16 +116,21 @@ class Harness:
         if self.dataset is None or not self.dataset.is_dir():
             raise HarnessError(f"dataset {spec.dataset or '(none given)'} does not exist "
                                "or is not a directory")
-        self._prepare_dataset(cache_root or default_cache_root())
-        self.model_sha = digest.file_sha256(self.model) if self.model and self.model.is_file() else None
-        self.synthetic = bool(spec.synthetic) or self._marked_synthetic()
         self.host = hostfacts.host_facts()
         # Tuned values from another machine (changed facts digest) are dropped here.
         spec = self.spec = accept_tuning(spec, self.host, manifest.versions(), self.echo)
         t = spec.tuning
         options = BackendOptions(threads=t.threads, execution_provider=t.execution_provider,
                                  graph_optimization=t.graph_optimization)
+        # The model is checked before the (possibly long) first preprocessing of the dataset.
         self.backend = open_backend(spec.backend, self.model, self.task, options)
+        try:
+            self._prepare_dataset(cache_root or default_cache_root())
+        except BaseException:
+            self.backend.close()
+            raise
+        self.model_sha = digest.file_sha256(self.model) if self.model and self.model.is_file() else None
+        self.synthetic = bool(spec.synthetic) or self._marked_synthetic()
         self.calibrator = Calibrator(self.task, self.backend, self.profile.calibration_s)
         self.versions = {**manifest.versions(), **self.backend.versions()}
         self._plans: dict[str, ScenarioPlan] = {}
