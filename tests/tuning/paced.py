@@ -24,8 +24,11 @@ class SleepBackend:
         self.needs_feed = False
         self._task = get_task(ctx.task)
 
+    per_batch_s = PER_BATCH_S
+    per_sample_s = PER_SAMPLE_S
+
     def run(self, feed: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-        time.sleep(PER_BATCH_S + PER_SAMPLE_S * n)
+        time.sleep(self.per_batch_s + self.per_sample_s * n)
         return self._task.null_outputs(n)
 
     def versions(self) -> dict[str, str]:
@@ -33,3 +36,10 @@ class SleepBackend:
 
     def close(self) -> None:
         self.inner.close()
+
+
+class SlowSleepBackend(SleepBackend):
+    """12 ms per sample: most of ResNet50's 15 ms Server bound before any queueing."""
+
+    per_batch_s = 0.0
+    per_sample_s = 0.012

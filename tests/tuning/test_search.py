@@ -111,3 +111,20 @@ def test_knob_search_stops_on_max_trials_but_reuses_measured_configs() -> None:
     result = search_knobs(measure, {"threads": [1, 2, 4]}, {"threads": 1}, ordered={"threads"}, max_trials=2)
     assert result.stopped_by == "max_trials"
     assert len(calls) == 2 and result.best is not None and result.best.settings["threads"] == 2
+
+
+def test_server_search_gives_up_when_lower_targets_cannot_help() -> None:
+    calls: list[float] = []
+
+    def trial(qps: float) -> ServerTrial:
+        calls.append(qps)
+        return ServerTrial(qps, False, p99_latency_ms=40.0)
+
+    result = search_server_qps(trial, 100.0, hopeless=lambda t: t.target_qps < 50, max_trials=50)
+    assert result.stopped_by == "hopeless" and result.best is None
+    assert calls == pytest.approx([100.0, 100 / 1.5, 100 / 1.5**2])
+    # Never consulted once a VALID target is known: bisection needs its INVALID trials.
+    asked: list[float] = []
+    found = search_server_qps(threshold_oracle(80.0, []), 60.0, tolerance=0.02,
+                              hopeless=lambda t: asked.append(t.target_qps) or True)
+    assert found.stopped_by == "converged" and asked == []

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from paced import SleepBackend
+from paced import SleepBackend, SlowSleepBackend
 
 from fleet.harness import hostfacts, manifest
 from fleet.harness.nodeinfo import usable_cpus
@@ -146,6 +146,19 @@ def test_server_search_ends_on_a_valid_target_below_an_invalid_one(small_assets,
     assert rec["tuning"]["server_max_batch"] == rec["settings"]["batch_size"]
     # The knobs were measured with LoadGen too (Offline-mode throughput trials).
     assert any(t["kind"] == "knob" and t["scenario"] == "Offline" for t in rec["trials"])
+
+
+def test_server_search_gives_up_when_single_queries_fill_the_bound(small_assets, tmp_path) -> None:
+    spec = RunSpec(task="resnet50", scenarios=["Server"], model=str(small_assets / "resnet50_v1.onnx"),
+                   dataset=str(small_assets / "imagenet"),
+                   tuning=Tuning(threads=1, graph_optimization="all", batch_size=1))
+    rec = tune_spec(spec, tmp_path, TuneOptions(budget_s=60), echo=lambda line: None,
+                    wrap_backend=SlowSleepBackend)["Server"]
+    assert rec["status"] == "failed" and rec["tuning"] is None
+    assert rec["server_search"]["stopped_by"] == "hopeless", rec["error"]
+    assert len(rec["server_search"]["trial_numbers"]) == 1  # not a descent through ever longer trials
+    assert "a lower target cannot help" in rec["error"]
+    assert json.loads((tmp_path / "manifest.json").read_text())["runs"][0]["outcome"] == "failed"
 
 
 def test_a_scenario_that_cannot_be_tuned_is_recorded_and_exits_1(small_assets, tmp_path) -> None:

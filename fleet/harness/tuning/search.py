@@ -40,7 +40,7 @@ class ServerSearchResult:
     ceiling: ServerTrial | None  # lowest INVALID target above `best`; None if never hit
     recommended_qps: float | None  # best.target_qps reduced by the safety margin
     trials: list[ServerTrial] = field(default_factory=list)
-    stopped_by: str = "converged"  # converged | budget | max_trials | floor
+    stopped_by: str = "converged"  # converged | budget | max_trials | floor | hopeless
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -62,13 +62,17 @@ def search_server_qps(
     max_trials: int = 14,
     budget_s: float | None = None,
     min_qps: float = 0.01,
+    hopeless: Callable[[ServerTrial], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> ServerSearchResult:
     """Find the highest VALID Server target QPS, starting the bracket at `start_qps`.
 
     `tolerance` is the relative width (ceiling - best) / best at which bisection stops.
     `safety_margin` lowers the recommendation below the best VALID target (a 10-minute run
-    sees more tail latency than a short trial).
+    sees more tail latency than a short trial). `hopeless`, asked about each INVALID trial
+    while no VALID one is known, ends the search ("hopeless") when a lower target cannot
+    help (e.g. single queries already take most of the bound at light load), instead of
+    spending the budget on ever longer trials.
     """
     if start_qps <= 0 or not math.isfinite(start_qps):
         raise ValueError(f"start_qps must be a positive number, got {start_qps!r}")
@@ -115,6 +119,8 @@ def search_server_qps(
     else:
         ceiling = first
         qps = start_qps
+        if hopeless is not None and hopeless(first):
+            return finish("hopeless")
         while best is None:
             if (reason := out_of_time()) is not None:
                 return finish(reason)
@@ -126,6 +132,8 @@ def search_server_qps(
                 best = result
             else:
                 ceiling = result
+                if hopeless is not None and hopeless(result):
+                    return finish("hopeless")
 
     # Bisection between best (VALID) and ceiling (INVALID).
     while (ceiling.target_qps - best.target_qps) / best.target_qps > tolerance:

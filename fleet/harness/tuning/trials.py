@@ -49,6 +49,7 @@ class Trial:
     unit: str | None = None
     samples_per_s: float | None = None  # completed samples per second
     mean_ms: float | None = None
+    p50_ms: float | None = None
     p90_ms: float | None = None
     p99_ms: float | None = None
     early_stopping_met: bool | None = None
@@ -151,6 +152,7 @@ class TrialBench:
         rate = detail.get("result_completed_samples_per_sec") or detail.get("result_samples_per_second")
         trial.samples_per_s = float(rate) if isinstance(rate, (int, float)) else None
         trial.mean_ms = _ms(detail.get("result_mean_latency_ns"))
+        trial.p50_ms = _ms(detail.get("result_50.00_percentile_latency_ns"))
         trial.p90_ms = _ms(detail.get("result_90.00_percentile_latency_ns"))
         trial.p99_ms = _ms(detail.get("result_99.00_percentile_latency_ns"))
         met = detail.get("early_stopping_met")

@@ -55,6 +55,10 @@ SERVER_GROWTH = 1.5
 # One Server trial needs 459 queries; below the QPS where that takes this share of the
 # search budget the search gives up (stopped_by "floor").
 SERVER_LONGEST_TRIAL_SHARE = 0.5
+# No lower Server target can help once, at a light load (at most this share of the Offline
+# rate), the median query already takes this share of the latency bound.
+HOPELESS_LOAD = 0.5
+HOPELESS_P50_SHARE = 0.6
 
 
 def trial_profile(base: rules.Profile) -> rules.Profile:
@@ -268,10 +272,17 @@ class ScenarioTuner:
         longest = max(10.0, budget * SERVER_LONGEST_TRIAL_SHARE)
         min_qps = rules.EARLY_STOPPING_MIN_QUERIES["Server"] / longest
         numbers: list[int] = []
+        medians: dict[float, float | None] = {}
+
+        def hopeless(result: ServerTrial) -> bool:
+            p50 = medians.get(result.target_qps)
+            return (bool(bound_s) and p50 is not None and result.target_qps <= rate * HOPELESS_LOAD
+                    and p50 >= bound_s * 1e3 * HOPELESS_P50_SHARE)
 
         def trial(qps: float) -> ServerTrial:
             t = self.bench.run("server", "Server", settings, {"target_qps": qps}, self.opts.trial_s, batch)
             numbers.append(t.n)
+            medians[qps] = t.p50_ms
             within = t.p99_ms is not None and (not bound_s or t.p99_ms <= bound_s * 1e3)
             valid = t.ok and t.validity == "VALID" and within
             if t.ok and t.validity == "VALID" and not within:
@@ -282,12 +293,19 @@ class ScenarioTuner:
         found = search_server_qps(trial, max(rate * SERVER_START_FRACTION, min_qps),
                                   growth=SERVER_GROWTH, tolerance=self.opts.tolerance,
                                   safety_margin=self.opts.safety_margin, max_trials=self.opts.max_trials,
-                                  budget_s=budget, min_qps=min_qps, clock=self.clock)
+                                  budget_s=budget, min_qps=min_qps, hopeless=hopeless, clock=self.clock)
         rec["server_search"] = {**found.as_dict(), "trial_numbers": numbers,
                                 "latency_bound_ms": bound_s * 1e3}
         if found.recommended_qps is None:
-            raise HarnessError(f"no VALID Server target found (lowest tried "
-                               f"{min(t.target_qps for t in found.trials):.3g} QPS; {found.stopped_by})")
+            lowest = min(found.trials, key=lambda t: t.target_qps)
+            if found.stopped_by == "hopeless":
+                q = lowest.target_qps
+                raise HarnessError(
+                    f"no VALID Server target: at {q:.3g} QPS ({q / rate:.0%} of the Offline rate) the "
+                    f"median query already takes {medians[q]:.1f} ms of the {bound_s * 1e3:g} ms bound; "
+                    "a lower target cannot help on this node")
+            raise HarnessError(f"no VALID Server target found (lowest tried {lowest.target_qps:.3g} QPS; "
+                               f"{found.stopped_by})")
         rec["measured"] = {"offline_samples_per_s": rate,
                            "server_best_valid_qps": found.best.target_qps if found.best else None,
                            "server_ceiling_qps": found.ceiling.target_qps if found.ceiling else None}
