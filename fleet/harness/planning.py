@@ -33,8 +33,8 @@ class ScenarioPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def _ladder(task: Task, first: int = 1) -> list[int]:
-    cap = task.max_batch_size or BATCH_LADDER[-1]
+def _ladder(task: Task, backend: object, first: int = 1) -> list[int]:
+    cap = min(task.max_batch_size or BATCH_LADDER[-1], getattr(backend, "max_useful_batch", BATCH_LADDER[-1]))
     ladder = [b for b in BATCH_LADDER if first <= b <= cap]
     return ladder or [min(cap, first)]
 
@@ -63,7 +63,7 @@ def plan_scenario(task: Task, scenario: str, profile: rules.Profile, tuning: Tun
     if scenario == "Offline":
         batch = tuning.batch_size
         if batch is None:
-            batch = calibrator.best_batch(_ladder(task, OFFLINE_FIRST_BATCH)).batch
+            batch = calibrator.best_batch(_ladder(task, calibrator.backend, OFFLINE_FIRST_BATCH)).batch
         plan = ScenarioPlan(scenario, min(batch, cap or batch))
         qps = tuning.offline_expected_qps
         if qps is None:
@@ -75,7 +75,7 @@ def plan_scenario(task: Task, scenario: str, profile: rules.Profile, tuning: Tun
         batch = tuning.server_max_batch or tuning.batch_size
         if batch is None:
             limit = bound_s * SERVER_BATCH_SHARE_OF_BOUND if bound_s else None
-            batch = calibrator.best_batch(_ladder(task), max_latency_s=limit).batch
+            batch = calibrator.best_batch(_ladder(task, calibrator.backend), max_latency_s=limit).batch
         plan = ScenarioPlan(scenario, min(batch, cap or batch))
         if tuning.server_batch_timeout_ms is not None:
             plan.server_timeout_s = tuning.server_batch_timeout_ms / 1e3

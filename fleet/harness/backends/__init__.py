@@ -39,6 +39,7 @@ class Backend(Protocol):
     execution_provider: str
     threads: int
     needs_feed: bool  # False: the harness may skip gathering inputs (null backend)
+    max_useful_batch: int  # the largest batch the harness's batch-size search tries
 
     def run(self, feed: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]: ...
 

@@ -18,6 +18,7 @@ class NullBackend:
     name = "null"
     execution_provider = "none"
     needs_feed = False
+    max_useful_batch = 128
 
     def __init__(self, model: Path | None, task: Task, options: Any) -> None:
         self.threads = 1

@@ -44,6 +44,11 @@ def _check_tensor(kind: str, spec: TensorSpec, found, model: Path) -> None:
                            f"expected [N, {', '.join(map(str, spec.shape))}]".replace(", ]", "]"))
 
 
+# Largest batch worth trying per execution provider: CPU kernels stop gaining well before 32
+# while a batch's latency and memory keep growing.
+MAX_USEFUL_BATCH = {"cpu": 32, "cuda": 128, "tensorrt": 128}
+
+
 class OnnxRuntimeBackend:
     name = "onnxruntime"
     needs_feed = True
@@ -91,6 +96,7 @@ class OnnxRuntimeBackend:
             raise HarnessError(f"onnxruntime fell back from {providers[0]} to "
                                f"{self._session.get_providers()[0]} (missing CUDA/TensorRT libraries?)")
         self.execution_provider = providers[0]
+        self.max_useful_batch = MAX_USEFUL_BATCH[ep]
         inputs = {i.name: i for i in self._session.get_inputs()}
         outputs = {o.name: o for o in self._session.get_outputs()}
         for spec in task.inputs:
