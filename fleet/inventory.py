@@ -13,12 +13,13 @@ import io
 import re
 import shlex
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from fleet.errors import InventoryError
 from fleet.harness.rules import v3_1 as rules
+from fleet.harness.spec import Tuning
 
 DEFAULT_WORKDIR = "~/.cache/mlperf-fleet"
 ACCELERATORS = ("cpu", "cuda", "tensorrt")
@@ -53,6 +54,7 @@ class Node:
     batch_size: int | None = None
     system_overrides: Mapping[str, Any] = field(default_factory=dict)
     groups: frozenset[str] = frozenset()  # every group the host is in, children resolved
+    tuning: Mapping[str, Any] = field(default_factory=dict)  # fleet_tuning: RunSpec.tuning fields
 
     @property
     def is_local(self) -> bool:
@@ -179,6 +181,19 @@ def _node(name: str, groups: set[str], hv: dict[str, Any], path: Path) -> Node:
     overrides = hv.get("fleet_system", {}) or {}
     if not isinstance(overrides, Mapping):
         raise InventoryError(f"host {name}: fleet_system must be a mapping of systems-json fields")
+    tuning = hv.get("fleet_tuning", {}) or {}
+    if isinstance(tuning, str):  # INI [group:vars] values arrive as strings
+        import yaml
+
+        with contextlib.suppress(yaml.YAMLError):
+            tuning = yaml.safe_load(tuning) or {}
+    known = {f.name for f in fields(Tuning)}
+    if not isinstance(tuning, Mapping) or set(tuning) - known:
+        bad = sorted(set(tuning) - known) if isinstance(tuning, Mapping) else [repr(tuning)]
+        choices = ", ".join(sorted(known))
+        raise InventoryError(
+            f"host {name}: fleet_tuning must map tuning fields ({choices}); got {', '.join(bad)}"
+        )
     connection = str(hv.get("ansible_connection", "ssh"))
     system_name = hv.get("fleet_system_name") or hv.get("system_name") or f"{name}_{accelerator}"
     return Node(
@@ -195,6 +210,7 @@ def _node(name: str, groups: set[str], hv: dict[str, Any], path: Path) -> Node:
         batch_size=_opt_int(name, "fleet_batch_size", hv.get("fleet_batch_size")),
         system_overrides=dict(overrides),
         groups=frozenset(groups),
+        tuning=dict(tuning),
     )
 
 

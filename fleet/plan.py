@@ -72,9 +72,12 @@ def node_specs(node: Node, settings: RunSettings, run_id: str = "") -> list[RunS
                 backend=node.backend,
                 synthetic=settings.uses_synthetic,
                 tuning=Tuning(
-                    threads=node.threads,
-                    batch_size=node.batch_size,
-                    execution_provider=EXECUTION_PROVIDERS[node.accelerator],
+                    **{
+                        "threads": node.threads,
+                        "batch_size": node.batch_size,
+                        "execution_provider": EXECUTION_PROVIDERS[node.accelerator],
+                        **node.tuning,  # fleet_tuning wins over the shorthand variables
+                    }
                 ),
                 system_name=node.system_name,
                 category=node.category,

