@@ -130,13 +130,7 @@ class RetinaNet(Task):
         return {retinanet_io.INPUT_NAME: image}
 
     def gather(self, store: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
-        # One image per batch: a view of its row, not a 7.7 MB copy.
-        row = int(rows[0])
-        feed = (
-            {name: array[row : row + 1] for name, array in store.items()}
-            if len(rows) == 1
-            else super().gather(store, rows)
-        )
+        feed = super().gather(store, rows)
         self._batch_index = self._index_of.get(_digest(feed[retinanet_io.INPUT_NAME][0]), 0)
         return feed
 
