@@ -34,3 +34,11 @@ def small_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tuning-assets")
     synthesize("resnet50", root, SAMPLES, seed=0, variant="small")
     return root
+
+
+@pytest.fixture(scope="session")
+def retinanet_assets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Synthetic RetinaNet (its 100 ms Server bound dwarfs scheduling noise): model + dataset."""
+    root = tmp_path_factory.mktemp("tuning-retinanet")
+    marker = synthesize("retinanet", root, 16, seed=0)
+    return root / marker["model"]["file"], root / marker["dataset"]["dir"]

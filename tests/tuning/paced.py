@@ -1,5 +1,7 @@
-"""A backend whose time per batch is fixed by sleeping: Server limits that do not depend on how
-busy the two shared cores are (sleeping needs no CPU), for tests of the Server search."""
+"""Backends whose time per batch is fixed by sleeping (sleeping needs no CPU), so the Server
+limit a test meets is set by queueing, not by how busy the two shared cores are. Waking up
+still takes up to ~10 ms on a loaded machine: tests that need a VALID Server target use
+RetinaNet's 100 ms bound, where that noise does not decide the verdict."""
 
 from __future__ import annotations
 
@@ -43,3 +45,10 @@ class SlowSleepBackend(SleepBackend):
 
     per_batch_s = 0.0
     per_sample_s = 0.012
+
+
+class RetinaSleepBackend(SleepBackend):
+    """6 ms per image (RetinaNet runs batch 1): ~165 images/s, VALID up to ~90 % of that."""
+
+    per_batch_s = 0.001
+    per_sample_s = 0.005

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from paced import SleepBackend, SlowSleepBackend
+from checks import assert_confirmed
+from paced import RetinaSleepBackend, SlowSleepBackend
 
 from fleet.harness import hostfacts, manifest
 from fleet.harness.nodeinfo import usable_cpus
@@ -121,11 +122,12 @@ def test_tuned_values_go_into_user_conf_unless_the_machine_changed(tuned, small_
     assert "host facts changed" in warning and "offline_expected_qps" in warning
 
 
-def test_server_search_ends_on_a_valid_target_below_an_invalid_one(small_assets, tmp_path) -> None:
-    spec = RunSpec(task="resnet50", scenarios=["Server"], model=str(small_assets / "resnet50_v1.onnx"),
-                   dataset=str(small_assets / "imagenet"), tuning=Tuning(threads=1, graph_optimization="all"))
+def test_server_search_ends_on_a_valid_target_below_an_invalid_one(retinanet_assets, tmp_path) -> None:
+    model, dataset = retinanet_assets
+    spec = RunSpec(task="retinanet", scenarios=["Server"], model=str(model), dataset=str(dataset),
+                   tuning=Tuning(threads=1, graph_optimization="all"))
     records = tune_spec(spec, tmp_path, TuneOptions(budget_s=45, safety_margin=0.1), echo=lambda line: None,
-                        wrap_backend=SleepBackend)
+                        wrap_backend=RetinaSleepBackend)
     rec = records["Server"]
     assert rec["status"] == "ok", rec["error"]
     search = rec["server_search"]
@@ -134,15 +136,15 @@ def test_server_search_ends_on_a_valid_target_below_an_invalid_one(small_assets,
     by_n = {t["n"]: t for t in rec["trials"]}
     server = [by_n[n] for n in search["trial_numbers"]]
     assert all(t["kind"] == "server" and t["scenario"] == "Server" for t in server)
-    tried = {round(t["conf"]["target_qps"], 6): t for t in server}
-    best_trial = tried[round(best["target_qps"], 6)]
+    # JSON round-trips floats exactly: the search's targets are the trials' own numbers.
+    [best_trial] = [t for t in server if t["conf"]["target_qps"] == best["target_qps"]]
     assert best_trial["validity"] == "VALID" and best_trial["p99_ms"] <= search["latency_bound_ms"]
     # The next higher target tried fails LoadGen's verdict or the bound.
-    above = min((q for q in tried if q > best["target_qps"]), default=None)
-    assert above is not None and above == pytest.approx(ceiling["target_qps"])
-    failed = tried[round(above, 6)]
-    assert failed["validity"] != "VALID" or failed["p99_ms"] > search["latency_bound_ms"]
-    assert rec["tuning"]["server_target_qps"] == pytest.approx(best["target_qps"] * 0.9, abs=1e-3)
+    above = [t for t in server if t["conf"]["target_qps"] > best["target_qps"]]
+    step = min(above, key=lambda t: t["conf"]["target_qps"])
+    assert step["conf"]["target_qps"] == ceiling["target_qps"]
+    assert step["validity"] != "VALID" or step["p99_ms"] > search["latency_bound_ms"]
+    assert_confirmed(rec, best["target_qps"], 0.1)
     assert rec["tuning"]["server_max_batch"] == rec["settings"]["batch_size"]
     # The knobs were measured with LoadGen too (Offline-mode throughput trials).
     assert any(t["kind"] == "knob" and t["scenario"] == "Offline" for t in rec["trials"])
