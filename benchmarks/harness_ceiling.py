@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import array
+import os
 import sys
 import tempfile
 import time
@@ -92,6 +93,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="min_duration of each run")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="fleet-ceiling-") as tmp:
         tmp_path = Path(tmp)
         assets = tmp_path / "assets"
@@ -140,7 +142,8 @@ def main() -> int:
     print("-" * 78)
     for name, bare, ours, note in rows:
         print(f"{name:<22} {bare:>14,.0f} {ours:>15,.0f} {ours / bare:>7.3f}   {note}")
-    print(f"\n(Server search took {search_s:.0f} s; target: ratio >= 0.5)")
+    print(f"\n(Server search took {search_s:.0f} s; target: ratio >= 0.5; 1-min load average "
+          f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end on {os.cpu_count()} CPUs)")
     return 0
 
 

@@ -14,6 +14,7 @@ Targets: Offline >= 0.97 of raw, SingleStream p90 within 3% of raw. Prints; neve
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -79,6 +80,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each measurement")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
         tmp_path = Path(tmp)
@@ -130,7 +132,8 @@ def main() -> int:
     ss_ratio = statistics.median(h / raw for *_, raw, h, _ in rows)
     print(f"\nOffline samples/s, harness / raw at best batch: {off_ratio:.3f}   (target >= 0.97)")
     print(f"SingleStream p90, harness / raw batch-1:        {ss_ratio:.3f}   (target <= 1.03)")
-    print(f"(benchmark took {time.perf_counter() - t_start:.0f} s)")
+    print(f"(benchmark took {time.perf_counter() - t_start:.0f} s; 1-min load average "
+          f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end on {os.cpu_count()} CPUs)")
     return 0
 
 
