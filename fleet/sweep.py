@@ -22,6 +22,7 @@ from typing import IO
 from fleet import orchestrate
 from fleet.config import validate
 from fleet.errors import FleetError, RunStateError
+from fleet.finish import after_collection
 from fleet.harness.spec import RunSpec
 from fleet.history.api import ingest_run, view
 from fleet.history.ingest import SWEEP_RECORD
@@ -140,8 +141,6 @@ def run_sweep(prepared: Prepared, runs_dir: Path, run_id: str) -> int:
     Returns EXIT_REGRESSION when a regression or a broken job is flagged. If the run itself
     stops on an error, what it got done is still stored and shown before the error is raised.
     """
-    from fleet.commands.run import after_collection
-
     settings = validate(replace(prepared.matrix.run_settings(), runs_dir=str(runs_dir)))
     run_dir = Path(runs_dir) / run_id
     jobs = len(jobs_of(prepared.specs))
@@ -153,7 +152,7 @@ def run_sweep(prepared: Prepared, runs_dir: Path, run_id: str) -> int:
                 state: RunState | None = orchestrate.execute(
                     run_dir, prepared.inventory, prepared.specs, settings, progress=progress
                 )
-            after_collection(run_dir, state)  # submission, checker, reports: as after `fleet run`
+            after_collection(run_dir, state, ingest_history=False)  # ingested below, with sweep.json
         except FleetError as exc:
             stopped = exc
             state = RunState.load(run_dir / "run.json") if (run_dir / "run.json").exists() else None

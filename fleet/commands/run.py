@@ -17,6 +17,7 @@ from pathlib import Path
 from fleet import orchestrate, plan, tuning_store
 from fleet.config import PROFILES, SYNTHETIC_VARIANTS, RunSettings, default_inventory, validate
 from fleet.errors import ConfigError, RunStateError
+from fleet.finish import after_collection
 from fleet.harness.rules import v3_1 as rules
 from fleet.inventory import load_inventory
 from fleet.progress import Progress, print_summary
@@ -139,14 +140,6 @@ def main(args: argparse.Namespace) -> int:
 
 def _warn(line: str) -> None:
     print(f"fleet: warning: {line}", file=sys.stderr)
-
-
-def after_collection(run_dir: Path, state: RunState) -> None:
-    """Called once results are home (raw/<host>/ and run.json written), before the summary.
-
-    The place to hook submission assembly, the checker and reports (fleet/submission,
-    fleet/report): they read everything they need from `run_dir`.
-    """
 
 
 def _resume(args: argparse.Namespace) -> tuple[RunState, RunSettings, object]:
