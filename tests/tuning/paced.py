@@ -40,13 +40,6 @@ class SleepBackend:
         self.inner.close()
 
 
-class SlowSleepBackend(SleepBackend):
-    """12 ms per sample: most of ResNet50's 15 ms Server bound before any queueing."""
-
-    per_batch_s = 0.0
-    per_sample_s = 0.012
-
-
 class RetinaSleepBackend(SleepBackend):
     """6 ms per image (RetinaNet runs batch 1): ~165 images/s, VALID up to ~90 % of that."""
 

@@ -32,6 +32,7 @@ from typing import Any
 from fleet.harness import hostfacts, manifest
 from fleet.harness.errors import HarnessError
 from fleet.harness.nodeinfo import usable_cpus
+from fleet.harness.planning import SERVER_BATCH_SHARE_OF_BOUND
 from fleet.harness.rules import v3_1 as rules
 from fleet.harness.runner import BackendWrapper
 from fleet.harness.spec import RunSpec
@@ -50,9 +51,9 @@ SERVER_KNOB_SHARE = 0.35
 # Share of an Offline/latency scenario's budget spent on knobs; the calibration run the rest.
 KNOB_SHARE = 0.7
 # Server knob trials accept a max batch whose batch time is at most this share of the latency
-# bound (the untuned harness starts its climb under 25 %): the dynamic batcher fills big
-# batches only under load, where they add capacity; at light load batches stay small.
-SERVER_BATCH_SHARE = 0.5
+# bound, as the untuned harness does: a query may wait for the batch in flight and then ride
+# in the next one (two batch times), and queueing needs the rest of the bound.
+SERVER_BATCH_SHARE = SERVER_BATCH_SHARE_OF_BOUND
 SERVER_START_FRACTION = 0.5  # first Server target: this fraction of the Offline rate
 SERVER_GROWTH = 1.5
 # One Server trial needs 459 queries; below the QPS where that takes this share of the
@@ -60,7 +61,7 @@ SERVER_GROWTH = 1.5
 SERVER_LONGEST_TRIAL_SHARE = 0.5
 # No lower Server target can help once, at a light load (at most this share of the Offline
 # rate), the median query already takes this share of the latency bound.
-HOPELESS_LOAD = 0.5
+HOPELESS_LOAD = 0.3
 HOPELESS_P50_SHARE = 0.6
 # The recommended Server target is run once more ("confirm"); when that run is not VALID the
 # target steps down by this factor and is confirmed again, at most CONFIRM_TRIES runs.
@@ -84,6 +85,19 @@ def _available_providers(backend: str) -> list[str]:
     except ImportError:
         return []
     return list(onnxruntime.get_available_providers())
+
+
+def lower_target_cannot_help(target_qps: float, offline_rate: float, p50_ms: float | None,
+                             bound_ms: float) -> bool:
+    """True when an INVALID Server trial says no lower target will be VALID either.
+
+    At a light load (at most HOPELESS_LOAD of the Offline rate) queueing adds little to a
+    query's latency, and the max batch keeps a batch within a quarter of the bound; a median
+    that still takes HOPELESS_P50_SHARE of the bound is the node's own latency (compute,
+    thread wake-ups), which a lower target does not reduce.
+    """
+    return (bound_ms > 0 and p50_ms is not None and target_qps <= offline_rate * HOPELESS_LOAD
+            and p50_ms >= bound_ms * HOPELESS_P50_SHARE)
 
 
 class ScenarioTuner:
@@ -282,9 +296,8 @@ class ScenarioTuner:
         medians: dict[float, float | None] = {}
 
         def hopeless(result: ServerTrial) -> bool:
-            p50 = medians.get(result.target_qps)
-            return (bool(bound_s) and p50 is not None and result.target_qps <= rate * HOPELESS_LOAD
-                    and p50 >= bound_s * 1e3 * HOPELESS_P50_SHARE)
+            return lower_target_cannot_help(result.target_qps, rate, medians.get(result.target_qps),
+                                            bound_s * 1e3)
 
         def trial(qps: float, kind: str = "server") -> ServerTrial:
             t = self.bench.run(kind, "Server", settings, {"target_qps": qps}, self.opts.trial_s, batch)
