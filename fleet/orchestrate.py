@@ -413,7 +413,8 @@ class _Run:
             elif bad:
                 self._fail_job(job, "bench", f"{bad[0].get('mode')}: {bad[0].get('error') or 'failed'}")
             else:
-                job.status, job.stage, job.error, job.finished = OK, "", None, now()
+                job.status, job.stage, job.error = OK, "", None
+                job.finished = job.finished or now()
 
     @staticmethod
     def _fill(job: JobState, entries: list[dict[str, Any]]) -> None:
@@ -469,6 +470,7 @@ class _Run:
                 stderr = (res.get("stderr") or "").strip()
                 line = stderr.splitlines()[-1] if stderr else (res.get("msg") or "the job did not finish")
                 self.bench_rc[job_id] = (rc if isinstance(rc, int) else 1, str(line)[:500])
+                job.finished = now()
                 slug = Job(job.host, job.task, job.scenario, tuple(job.modes)).slug
                 log = f"rc={rc}\n--- stdout\n{res.get('stdout') or ''}\n--- stderr\n{stderr}\n"
                 self._log(host, f"{slug}.log", log)

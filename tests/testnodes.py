@@ -205,9 +205,6 @@ class TestNodes:
         lines = []
         for group, hosts in groups.items():
             lines += [f"[{group}]", *hosts, ""]
-        # Server at a modest fixed rate: the nodes share two cores, and a rate calibrated
-        # while the others idle overloads a node once they all run (p99 over the bound).
-        lines += ["[datacenter:vars]", "fleet_tuning='{\"server_target_qps\": 25}'", ""]
         lines += [
             "[all:vars]",
             "ansible_user=root",
