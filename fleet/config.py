@@ -47,7 +47,7 @@ class RunSettings:
     runs_dir: str = "runs"
     artifacts: str | None = None
     synthetic: bool = False
-    synthetic_variant: str = "full"
+    synthetic_variant: str = ""  # empty: small for the smoke profile, full for submission
     synthetic_samples: int | None = None
     limit: list[str] = field(default_factory=list)
     cache_dir: str = ""
@@ -96,6 +96,8 @@ def validate(settings: RunSettings) -> RunSettings:
             raise ConfigError(f"unknown mode {mode!r}; choose from {', '.join(rules.MODES)}")
     if settings.profile not in PROFILES:
         raise ConfigError(f"unknown profile {settings.profile!r}; choose from {', '.join(PROFILES)}")
+    if not settings.synthetic_variant:
+        settings.synthetic_variant = "small" if settings.profile == "smoke" else "full"
     if settings.synthetic_variant not in SYNTHETIC_VARIANTS:
         raise ConfigError(f"--synthetic-variant must be one of {', '.join(SYNTHETIC_VARIANTS)}")
     if settings.synthetic_samples is not None and settings.synthetic_samples <= 0:

@@ -60,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="generate synthetic assets on the nodes (default without --artifacts)",
     )
     p.add_argument(
-        "--synthetic-variant", choices=SYNTHETIC_VARIANTS, default="full", help="synthetic model size"
+        "--synthetic-variant", choices=SYNTHETIC_VARIANTS, default="",
+        help="synthetic model size (default: small for --profile smoke, full for submission)"
     )
     p.add_argument("--synthetic-samples", type=int, help="synthetic dataset size")
     p.add_argument("--limit", default="", help="comma list of inventory hosts to use")

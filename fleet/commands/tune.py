@@ -74,7 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-dir", default="runs", help="run directories and runs/tuning/ (default ./runs)")
     p.add_argument("--artifacts", help="artifact store: DIR/<task>/ holds the model and dataset")
     p.add_argument("--synthetic", action="store_true", help="synthetic assets (default without --artifacts)")
-    p.add_argument("--synthetic-variant", choices=SYNTHETIC_VARIANTS, default="full")
+    p.add_argument("--synthetic-variant", choices=SYNTHETIC_VARIANTS, default="",
+                   help="synthetic model size (default: small for smoke, full for submission)")
     p.add_argument("--synthetic-samples", type=int, help="synthetic dataset size")
     p.add_argument("--limit", default="", help="comma list of inventory hosts to use")
     p.add_argument("--run-id", help="name of the tuning run's directory (default tune-<date-time>)")
