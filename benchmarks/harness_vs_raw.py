@@ -91,9 +91,10 @@ def main() -> int:
         model, dataset = assets / "resnet50_v1.onnx", assets / "imagenet"
         spec = RunSpec(task="resnet50", scenarios=["Offline", "SingleStream"], modes=["performance"],
                        model=str(model), dataset=str(dataset))
-        # The smoke rules with --seconds long runs; the Offline sample count just covers them.
+        # The smoke rules with --seconds long runs (Offline issues 1.5x what calibration predicts,
+        # so a machine that speeds up during the run still ends VALID).
         profile = replace(rules.PROFILES["smoke"], name="bench", min_duration_ms=int(args.seconds * 1000),
-                          offline_qps_margin=1.0)
+                          offline_qps_margin=1.5)
         harness = Harness(spec, tmp_path / "out", cache_root=tmp_path / "cache", profile=profile,
                           echo=lambda line: None)
         task = ResNet50()
