@@ -45,10 +45,20 @@ def run_args(assets, out: Path, **overrides: str) -> list[str]:
     ("--backend", "tvm", ["unknown backend 'tvm'"]),
     ("--model", "/nonexistent/resnet50_v1.onnx", ["model /nonexistent/resnet50_v1.onnx does not exist"]),
     ("--dataset", "/nonexistent/imagenet", ["dataset /nonexistent/imagenet does not exist"]),
+    ("--profile", "submission", ["needs at least 1024 samples", "has 64"]),
 ])
 def test_bad_run_arguments(small_assets, tmp_path, flag, value, fragments):
     assert_one_line_error(harness(*run_args(small_assets, tmp_path / "out", **{flag: value})), *fragments)
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_unavailable_execution_provider(small_assets, tmp_path):
+    import onnxruntime as ort
+
+    if "TensorrtExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has TensorRT")
+    proc = harness(*run_args(small_assets, tmp_path / "out", **{"--execution-provider": "tensorrt"}))
+    assert_one_line_error(proc, "TensorrtExecutionProvider is not available", "onnxruntime-gpu")
 
 
 def test_bad_command_line(tmp_path):
