@@ -20,7 +20,14 @@ from pathlib import Path
 from fleet.errors import ArtifactError
 
 MARKERS = ("fleet_assets.json", "fleet_synthetic.json")
-DEFAULT_NAMES = {"resnet50": ("resnet50_v1.onnx", "imagenet")}
+# (model file, dataset dir) under DIR/<task>/ when no fleet_assets.json names them. BERT's
+# dataset dir holds both dev-v1.1.json and vocab.txt.
+DEFAULT_NAMES = {
+    "resnet50": ("resnet50_v1.onnx", "imagenet"),
+    "retinanet": ("resnext50_32x4d_fpn.onnx", "openimages"),
+    "bert-99": ("bert_large_fp32_384.onnx", "squad"),
+    "bert-99.9": ("bert_large_fp32_384.onnx", "squad"),
+}
 
 
 @dataclass(frozen=True)
