@@ -7,8 +7,6 @@ sshd and iproute2; without them the tests that use it are skipped with the reaso
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,23 +15,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from testnodes import SSHD, TestNodes, free_slot
-
-
-def _why_no_testnodes() -> str | None:
-    if os.geteuid() != 0:
-        return "test nodes need root (network namespaces, sshd)"
-    for tool in ("ip", "ssh", "ssh-keygen", "unshare"):
-        if shutil.which(tool) is None:
-            return f"test nodes need {tool}"
-    if not os.path.exists(SSHD):
-        return "test nodes need openssh-server (sshd)"
-    return None
+from testnodes import TestNodes, free_slot, why_unavailable
 
 
 @pytest.fixture(scope="session")
 def testnodes() -> Iterator[TestNodes]:
-    why = _why_no_testnodes()
+    why = why_unavailable()
     if why:
         pytest.skip(why)
     nodes = TestNodes(slot=free_slot()).up(3, ["edge", "dc", "dc"])

@@ -296,6 +296,18 @@ class TestNodes:
         return cls(slot=data["slot"], nodes=[Node(**n) for n in data["nodes"]])
 
 
+def why_unavailable() -> str | None:
+    """Why test nodes cannot run here (a pytest skip reason), or None when they can."""
+    if os.geteuid() != 0:
+        return "test nodes need root (network namespaces, sshd)"
+    for tool in ("ip", "ssh", "ssh-keygen", "unshare"):
+        if shutil.which(tool) is None:
+            return f"test nodes need {tool}"
+    if not os.path.exists(SSHD):
+        return "test nodes need openssh-server (sshd)"
+    return None
+
+
 def free_slot() -> int:
     """The first slot whose bridge does not exist; claimed by creating its state dir."""
     for slot in range(1, 10):

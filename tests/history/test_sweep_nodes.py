@@ -17,8 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import _why_no_testnodes
-from testnodes import CGROUP_ROOT, TestNodes, free_slot
+from testnodes import CGROUP_ROOT, TestNodes, free_slot, why_unavailable
 
 from fleet.cli import main
 from fleet.history.api import view
@@ -33,7 +32,7 @@ WEIGHT_FILE, DEFAULT_WEIGHT = ("cpu.weight", 100) if V2 else ("cpu.shares", 1024
 
 @pytest.fixture(scope="module")
 def nodes():
-    why = _why_no_testnodes()
+    why = why_unavailable()
     if why:
         pytest.skip(why)
     tn = TestNodes(slot=free_slot()).up(2, [f"0:{FREE_PCT}", f"1:{FREE_PCT}"])
