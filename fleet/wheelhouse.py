@@ -188,10 +188,7 @@ def build_project_wheel(cache_dir: Path) -> ProjectWheel:
         return ProjectWheel(key=hashlib.sha256(path.read_bytes()).hexdigest()[:16], path=path.resolve())
     src = source_tree()
     if src is None:
-        raise ProvisionError(
-            "cannot build the fleet wheel for the nodes: this installation has no source tree; "
-            "install fleet from a checkout (pip install -e .) or set FLEET_NODE_WHEEL to a built wheel"
-        )
+        return repack_installed(Path(cache_dir))
     files = _source_files(src)
     digest = hashlib.sha256()
     for f in files:
@@ -220,3 +217,42 @@ def build_project_wheel(cache_dir: Path) -> ProjectWheel:
     if not wheels:
         raise ProvisionError(f"building the fleet wheel produced nothing in {out}")
     return ProjectWheel(key=key, path=wheels[-1])
+
+
+def repack_installed(cache_dir: Path) -> ProjectWheel:
+    """The node wheel from this very installation (a regular `pip install .`, no source tree).
+
+    A wheel is a zip of the installed package files plus its .dist-info; RECORD is rewritten
+    with fresh hashes. Files pip added at install time (INSTALLER, direct_url.json) and
+    anything outside site-packages (scripts, data-files) stay out: nodes need the package.
+    """
+    import base64
+    import zipfile
+    from importlib.metadata import distribution
+
+    dist = distribution("mlperf-fleet")
+    files = [f for f in (dist.files or []) if not str(f).startswith("..") and "__pycache__" not in str(f)]
+    skip = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+    chosen = sorted((f for f in files if f.name not in skip or ".dist-info" not in str(f)), key=str)
+    digest = hashlib.sha256()
+    for f in chosen:
+        digest.update(str(f).encode() + b"\0" + Path(f.locate()).read_bytes())
+    key = digest.hexdigest()[:16]
+    info = next((str(f).split("/")[0] for f in chosen if ".dist-info/" in str(f)), None)
+    if info is None:
+        raise ProvisionError("the installed mlperf-fleet has no .dist-info to build the node wheel from")
+    out = Path(cache_dir) / "wheels" / key / f"{info.removesuffix('.dist-info')}-py3-none-any.whl"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_suffix(".partial")
+        records = []
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in chosen:
+                data = Path(f.locate()).read_bytes()
+                zf.writestr(str(f), data)
+                b64 = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                records.append(f"{f},sha256={b64},{len(data)}")
+            records.append(f"{info}/RECORD,,")
+            zf.writestr(f"{info}/RECORD", "\n".join(records) + "\n")
+        os.replace(partial, out)
+    return ProjectWheel(key=key, path=out)

@@ -1,0 +1,60 @@
+"""The node wheel when fleet was installed without a source tree (`pip install .[all]`).
+
+Builds the project's wheel, installs it (no dependencies) into a scratch venv, and from
+there: the Ansible content is found under share/mlperf-fleet, and the node wheel is repacked
+from the installation itself; that wheel installs and imports in a second venv.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from fleet.resources import SOURCE_ROOT
+from fleet.wheelhouse import build_project_wheel, node_requirements
+
+pytestmark = pytest.mark.slow
+
+
+def pip(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args], check=True,
+                   capture_output=True)  # fmt: skip
+
+
+def test_repack_from_a_regular_install(tmp_path):
+    wheel = build_project_wheel(tmp_path / "cache")
+    assert wheel.path.name.startswith("mlperf_fleet-") and build_project_wheel(tmp_path / "cache") == wheel
+    first, second = tmp_path / "v1", tmp_path / "v2"
+    for env in (first, second):
+        venv.EnvBuilder(with_pip=False).create(env)
+    pip("--python", str(first / "bin" / "python"), "install", "--no-deps", str(wheel.path))
+    probe = (
+        "import json; from pathlib import Path\n"
+        "from fleet.resources import source_tree, resource_dir\n"
+        "from fleet.wheelhouse import build_project_wheel\n"
+        f"w = build_project_wheel(Path({str(tmp_path / 'cache2')!r}))\n"
+        "print(json.dumps([str(source_tree()), str(resource_dir('roles')), str(w.path), w.key]))\n"
+    )
+    out = subprocess.run([str(first / "bin" / "python"), "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=tmp_path).stdout  # fmt: skip
+    src, roles, repacked, _key = json.loads(out)
+    assert src == "None" and roles == str(first / "share" / "mlperf-fleet" / "roles")
+    assert (Path(roles) / "bench" / "tasks" / "job.yml").is_file()
+    pip("--python", str(second / "bin" / "python"), "install", "--no-deps", repacked)
+    check = "import fleet.harness.spec, fleet.harness.rules.v3_1; print(fleet.harness.spec.SPEC_VERSION)"
+    assert subprocess.run([str(second / "bin" / "python"), "-c", check], capture_output=True, text=True,
+                          check=True, cwd=tmp_path).stdout.strip() == "1"  # fmt: skip
+
+
+def test_node_requirements_are_the_node_extra():
+    import tomllib
+
+    project = tomllib.loads((SOURCE_ROOT / "pyproject.toml").read_text())["project"]
+    assert set(node_requirements()) == set(project["dependencies"]) | set(
+        project["optional-dependencies"]["node"]
+    )
