@@ -9,6 +9,7 @@ the raw events the orchestrator interprets (job results, published facts).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -69,6 +70,7 @@ class AnsibleDriver:
         self.roles = resource_dir("roles")
         # ssh's ControlPath must stay under ~100 chars: a short dir in /tmp, not the run dir.
         self.control_dir = Path(tempfile.mkdtemp(prefix="flcp-", dir="/tmp"))
+        atexit.register(shutil.rmtree, self.control_dir, True)  # also when close() is never called
         self._attempt = 0
         self._cancel = threading.Event()
 
