@@ -51,7 +51,7 @@ def test_smoke_scenario_is_valid(fixture_name, scenario, request):
     summary = fixture["out"] / entry["dir"] / "mlperf_log_summary.txt"
     if scenario == "Server" and entry["result_validity"] != "VALID":
         p99 = _raw_p99_ms(request.getfixturevalue("small_assets").model)
-        if p99 > SERVER_BOUND_MS / 2:
+        if p99 > SERVER_BOUND_MS / 3:  # idle: ~1.5 ms
             pytest.skip(f"this machine is saturated: a bare batch-1 loop of the small model has p99 "
                         f"{p99:.1f} ms, too close to the {SERVER_BOUND_MS:g} ms Server bound")
     assert entry["result_validity"] == "VALID", summary.read_text()
