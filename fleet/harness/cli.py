@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", help="onnxruntime (default) | null")
     run.add_argument("--execution-provider", help="onnxruntime: cpu (default) | cuda | tensorrt")
     run.add_argument("--graph-optimization", help="onnxruntime: disable|basic|extended|all (default)")
-    run.add_argument("--threads", type=int, help="backend threads (default: usable CPUs)")
+    run.add_argument("--threads", type=int, help="backend intra-op threads (default: from the node)")
     run.add_argument("--batch-size", type=int, help="Offline batch / Server max batch (default: measured)")
     run.add_argument("--target-qps", type=float, help="Offline expected / Server target QPS")
     run.add_argument("--expected-latency-ms", type=float, help="SingleStream/MultiStream expected latency")
