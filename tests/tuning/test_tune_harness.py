@@ -40,8 +40,8 @@ def _assets_args(assets: Path) -> list[str]:
 def tuned(small_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("tune-out")
     proc = subprocess.run(
-        [*HARNESS, "tune", "--task", "resnet50", "--scenario", "Offline,SingleStream",
-         *_assets_args(small_assets), "--out", str(out), "--budget-s", "24", "--stable-s", "1.5"],
+        [*HARNESS, "tune", "--task", "resnet50", "--scenario", "Offline,SingleStream,MultiStream",
+         *_assets_args(small_assets), "--out", str(out), "--budget-s", "33", "--stable-s", "1.5"],
         capture_output=True, text=True, timeout=300, check=False,
     )
     return {"proc": proc, "out": out, "data": json.loads((out / "tuning.json").read_text())}
@@ -52,7 +52,7 @@ def test_tune_records_every_trial_and_chooses_the_best_measured(tuned: dict[str,
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert data["tuning_version"] == 1
     assert data["facts_digest"] == facts_digest(hostfacts.host_facts(), manifest.versions())
-    for scenario in ("Offline", "SingleStream"):
+    for scenario in ("Offline", "SingleStream", "MultiStream"):
         rec = data["tasks"]["resnet50"][scenario]
         assert rec["status"] == "ok", rec["error"]
         trials = rec["trials"]
@@ -69,7 +69,7 @@ def test_tune_records_every_trial_and_chooses_the_best_measured(tuned: dict[str,
         chosen = next(t for t in trials if t["n"] == rec["knob_search"]["best_trial"])
         assert chosen["settings"] == rec["settings"]
 
-        key = "result" if scenario == "Offline" else "p90_ms"
+        key = {"Offline": "result", "SingleStream": "p90_ms", "MultiStream": "p99_ms"}[scenario]
         scores = {t["n"]: t[key] if key == "result" else 1e3 / t[key] for t in [*knob, chosen]}
         assert all(scores[t["n"]] <= scores[chosen["n"]] * (1 + MIN_GAIN) + 1e-9 for t in knob)
         log = (out / "resnet50" / scenario / "tuning" / "tuning.log").read_text().splitlines()
@@ -81,9 +81,10 @@ def test_tune_records_every_trial_and_chooses_the_best_measured(tuned: dict[str,
     factor = max(rules.PROFILES["smoke"].offline_qps_margin, 1.05)
     assert offline["tuning"]["offline_expected_qps"] == pytest.approx(calib["result"] * factor, abs=1e-3)
     assert offline["tuning"]["batch_size"] == offline["settings"]["batch_size"]
-    single = data["tasks"]["resnet50"]["SingleStream"]
-    assert single["tuning"]["singlestream_expected_latency_ms"] == pytest.approx(
-        single["measured"]["mean_latency_ms"] * rules.PROFILES["smoke"].latency_margin, abs=1e-4)
+    for scenario in ("SingleStream", "MultiStream"):
+        rec = data["tasks"]["resnet50"][scenario]
+        assert rec["tuning"][f"{scenario.lower()}_expected_latency_ms"] == pytest.approx(
+            rec["measured"]["mean_latency_ms"] * rules.PROFILES["smoke"].latency_margin, abs=1e-4)
     entries = {(r["scenario"], r["mode"]): r for r in json.loads((out / "manifest.json").read_text())["runs"]}
     assert entries[("Offline", "tune")]["outcome"] == "ok"
     assert entries[("Offline", "tune")]["result"] == offline["tuning"]["offline_expected_qps"]
