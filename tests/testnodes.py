@@ -213,6 +213,10 @@ class TestNodes:
             "",
         ]
         self.inventory.write_text("\n".join(lines))
+        # What only a person can say about a lab (systems json): ansible reads group_vars/
+        # beside the inventory, as in a real lab repository.
+        (self.state / "group_vars").mkdir(exist_ok=True)
+        (self.state / "group_vars" / "all.yml").write_text(TEST_LAB_SYSTEM_FIELDS)
 
     def start(self, name: str, timeout: float = 20.0) -> None:
         """Start (or restart) a node's sshd inside its namespaces and cgroup; wait for a login."""
@@ -294,6 +298,19 @@ class TestNodes:
             return tn
         data = json.loads(path.read_text())
         return cls(slot=data["slot"], nodes=[Node(**n) for n in data["nodes"]])
+
+
+TEST_LAB_SYSTEM_FIELDS = """\
+fleet_system:
+  status: available
+  host_memory_configuration: shared with the test machine
+  host_storage_capacity: shared with the test machine
+  host_storage_type: virtual disk
+  host_networking: veth in a network namespace
+  host_network_card_count: "1"
+  host_networking_topology: one Linux bridge
+  cooling: shared with the test machine
+"""
 
 
 def why_unavailable() -> str | None:

@@ -103,6 +103,14 @@ def test_full_run_collects_valid_results_from_every_node(full_run):
     assert (run_dir / "plan.json").is_file()
     assert {p.name for p in (run_dir / "ansible").iterdir()} >= {"provision", "deploy", "assets", "bench"}
     assert "node1  resnet50  MultiStream   ok" in proc.stdout
+    # ...and ends merged, checked and reported (fleet/finish.py)
+    systems = run_dir / "submission" / "open" / "MLPerfFleet" / "systems"
+    assert sorted(p.stem for p in systems.glob("*.json")) == ["test_node1", "test_node2", "test_node3"]
+    check = (run_dir / "check.txt").read_text()
+    assert "needs-a-person" not in check, check  # group_vars/all.yml says what facts cannot
+    if all(job.validity == "VALID" for job in state.jobs.values()):
+        assert "VERDICT: PASS under smoke thresholds" in check, check
+    assert (run_dir / "report" / "index.html").is_file() and (run_dir / "report" / "summary.csv").is_file()
 
 
 def test_second_run_skips_deploy_and_assets(full_run, testnodes, fleet_cache, tmp_path):
