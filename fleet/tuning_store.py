@@ -115,9 +115,15 @@ class Applied:
         return {"store_version": STORE_VERSION, "hosts": self.records}
 
 
+# Backend knobs the inventory may pin (fleet_threads, fleet_batch_size, fleet_tuning); the
+# tuner kept them fixed, so a stored value differs only if the inventory changed since: the
+# inventory wins. LoadGen targets from fleet_tuning are what `--tuned` replaces.
+PINNABLE = ("threads", "batch_size", "graph_optimization", "server_max_batch", "server_batch_timeout_ms")
+
+
 def _tuned(spec: RunSpec, values: Mapping[str, Any], digest: str) -> Tuning:
     """spec.tuning with the stored values, except the knobs the inventory pins."""
-    pinned = {name for name in ("threads", "batch_size") if getattr(spec.tuning, name) is not None}
+    pinned = {name for name in PINNABLE if getattr(spec.tuning, name) is not None}
     if "batch_size" in pinned:
         pinned.add("server_max_batch")
     use = {k: v for k, v in values.items() if k in _TUNABLE and k not in pinned}

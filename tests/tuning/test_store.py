@@ -28,7 +28,8 @@ DIGEST = facts_digest(HOST, VERSIONS)
 def inventory(tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("inventory") / "lab.ini"
     path.write_text("[edge]\nnode1 ansible_connection=local fleet_system_name=box_edge\n"
-                    "[datacenter]\nnode2 ansible_connection=local fleet_threads=2\n")
+                    "[datacenter]\nnode2 ansible_connection=local fleet_threads=2 "
+                    "fleet_tuning='{\"server_target_qps\": 12.5, \"graph_optimization\": \"all\"}'\n")
     return load_inventory(path)
 
 
@@ -122,6 +123,8 @@ def test_apply_splits_scenarios_keeps_pins_and_warns_where_nothing_is_stored(tmp
     assert (off.batch_size, off.offline_expected_qps, off.tuned_for) == (8, 190.0, DIGEST)
     assert (srv.server_max_batch, srv.server_target_qps) == (4, 80.0)
     assert "threads" not in off.tuned_fields and off.threads == 2  # fleet_threads=2 is a pin
+    assert "graph_optimization" not in srv.tuned_fields  # so is a knob in fleet_tuning ...
+    assert "server_target_qps" in srv.tuned_fields  # ... while its LoadGen target is replaced
     assert plan.jobs_of(tuned) == plan.jobs_of(specs)  # same jobs, now with their own tuning
     assert set(applied.records["node2"]["resnet50"]["scenarios"]) == {"Offline", "Server"}
 
