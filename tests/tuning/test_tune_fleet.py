@@ -134,6 +134,8 @@ def test_run_tuned_uses_the_stored_values(fleet_tuned) -> None:
     assert runs_by_scenario["Offline"]["threads"] == offline["threads"]
     assert runs_by_scenario["Offline"]["batch_size"] == offline["batch_size"]
     applied = json.loads((runs / "tuned" / "tuning.json").read_text())["hosts"]["node2"]["resnet50"]
+    report = (runs / "tuned" / "report" / "summary.md").read_text()
+    assert "## Tuning" in report and "### Trials: test_node2 resnet50 Offline" in report
     server_conf = raw / "Server" / "performance" / "run_1" / "user.conf"
     if "Server" in stored:
         server = stored["Server"]["tuning"]
