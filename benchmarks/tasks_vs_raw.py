@@ -1,0 +1,120 @@
+"""Offline harness throughput against a plain onnxruntime loop, for RetinaNet and BERT.
+
+    .venv/bin/python benchmarks/tasks_vs_raw.py [--tasks retinanet,bert-99] [--seconds 5] [--rounds 3]
+
+The same synthetic model and preprocessed samples feed both sides on the same machine in one
+run. Raw: `session.run` over contiguous batches at its best batch size (RetinaNet's model is
+fixed at batch 1). Harness: LoadGen Offline with no tuning flags (it picks threads and batch
+size itself). Each harness run sits between two raw runs of the same length and is compared
+with their mean, so drifting load from other processes hits both sides alike. Target: harness
+>= 0.95 of raw. Prints a table; never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fleet.harness.rules import v3_1 as rules  # noqa: E402
+from fleet.harness.runner import Harness  # noqa: E402
+from fleet.harness.spec import RunSpec  # noqa: E402
+from fleet.harness.synthetic import synthesize  # noqa: E402
+from fleet.harness.tasks import get_task  # noqa: E402
+
+RAW_BATCHES = (1, 2, 4, 8, 16, 32)
+
+
+def assets_of(marker: dict, root: Path) -> tuple[Path, Path]:
+    return root / marker["model"]["file"], root / marker["dataset"]["dir"]
+
+
+def raw_session(model: Path):
+    """What a user would write: default session options, CPU."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+
+
+def raw_offline(sess, data: dict[str, np.ndarray], batch: int, seconds: float) -> float:
+    """Samples/s of a bare loop over contiguous batches (views, no copies)."""
+    count = len(next(iter(data.values())))
+    sess.run(None, {k: v[:batch] for k, v in data.items()})
+    done, i, start = 0, 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or done < 2 * batch:
+        if i + batch > count:
+            i = 0
+        sess.run(None, {k: v[i : i + batch] for k, v in data.items()})
+        done += batch
+        i += batch
+    return done / (time.perf_counter() - start)
+
+
+def bench_task(name: str, tmp: Path, seconds: float, rounds: int) -> dict:
+    marker = synthesize(name, tmp / name / "assets", seed=0, variant="full")
+    model, dataset = assets_of(marker, tmp / name / "assets")
+    task = get_task(name)
+    task.open(dataset, tmp / name / "cache" / "raw")
+    samples = [task.load_sample(i) for i in range(task.total_sample_count)]
+    data = {k: np.ascontiguousarray(np.stack([s[k] for s in samples])) for k in samples[0]}
+    sess = raw_session(model)
+    batches = [b for b in RAW_BATCHES if task.max_batch_size is None or b <= task.max_batch_size]
+    sweep = {b: raw_offline(sess, data, b, 1.0) for b in batches}
+    best = max(sweep, key=lambda b: sweep[b])
+    spec = RunSpec(task=name, scenarios=["Offline"], modes=["performance"], model=str(model),
+                   dataset=str(dataset))
+    # Smoke rules with --seconds long runs, calibrating as long as the submission profile does.
+    profile = replace(rules.PROFILES["smoke"], name="bench", min_duration_ms=int(seconds * 1000),
+                      offline_qps_margin=1.25,
+                      calibration_s=rules.PROFILES["submission"].calibration_s)
+    harness = Harness(spec, tmp / name / "out", cache_root=tmp / name / "cache", profile=profile,
+                      echo=lambda line: None)
+    ratios, rows = [], []
+    for _ in range(rounds):
+        before = raw_offline(sess, data, best, seconds)
+        run = harness.run_one("Offline", "performance")
+        after = raw_offline(sess, data, best, seconds)
+        raw = (before + after) / 2
+        ratios.append(run["result"] / raw)
+        rows.append((raw, run["result"], run["result_validity"], run.get("batch_size"), run.get("threads")))
+    harness.backend.close()
+    return {"task": name, "best": best, "sweep": sweep, "rows": rows, "ratio": statistics.median(ratios)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="retinanet,bert-99")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
+        results = [bench_task(t, Path(tmp), args.seconds, args.rounds) for t in args.tasks.split(",")]
+    for res in results:
+        sweep = ", ".join(f"{b}: {v:.1f}" for b, v in res["sweep"].items())
+        print(f"\n{res['task']}: raw samples/s by batch size {sweep}; raw best batch {res['best']}")
+        print(f"{'round':>5} | {'raw S/s':>9} {'harness S/s':>11} {'valid':>7} {'ratio':>6} | "
+              "harness batch, threads")
+        for i, (raw, got, valid, batch, threads) in enumerate(res["rows"], 1):
+            print(f"{i:>5} | {raw:>9.2f} {got:>11.2f} {valid:>7} {got / raw:>6.3f} | {batch}, {threads}")
+        print(f"{res['task']} Offline harness / raw at best batch: {res['ratio']:.3f} (target >= 0.95)")
+    print(f"\n(took {time.perf_counter() - start:.0f} s; 1-min load average {load_before:.1f} at start, "
+          f"{os.getloadavg()[0]:.1f} at end on {os.cpu_count()} CPUs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
