@@ -20,8 +20,8 @@ BATCH_LADDER = (1, 2, 4, 8, 16, 32, 64, 128)
 # Offline starts its climb here: smaller batches never win on throughput.
 OFFLINE_FIRST_BATCH = 4
 # Server: a batch may take at most this share of the latency bound (a sample that arrives as
-# a batch starts waits for it and then for its own).
-SERVER_BATCH_SHARE_OF_BOUND = 0.4
+# a batch starts waits for it and then for its own; the tuner uses the same share).
+SERVER_BATCH_SHARE_OF_BOUND = 0.25
 
 
 @dataclass
