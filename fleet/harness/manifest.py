@@ -46,9 +46,10 @@ def versions() -> dict[str, str | None]:
 
 
 @contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
+def locked(out: Path, lock_name: str = ".manifest.lock") -> Iterator[None]:
+    """Exclusive flock on `out/<lock_name>`: concurrent harness processes update files in turn."""
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".manifest.lock", "w") as lock:
+    with open(out / lock_name, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -75,7 +76,7 @@ def record_run(out: Path, entry: dict[str, Any], host: dict[str, Any], vers: dic
     """Insert or replace the entry for (task, scenario, mode) and rewrite the manifest atomically."""
     out = Path(out)
     key = (entry["task"], entry["scenario"], entry["mode"])
-    with _locked(out):
+    with locked(out):
         current = read_manifest(out) or {}
         runs = [r for r in current.get("runs", [])
                 if (r.get("task"), r.get("scenario"), r.get("mode")) != key]

@@ -15,13 +15,11 @@ which is how the controller sees a tuning job's outcome.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +61,6 @@ def summary_line(task: str, rec: dict[str, Any]) -> str:
     return f"{head}: {values} ({trials})"
 
 
-@contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".tuning.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def read(out: Path) -> dict[str, Any] | None:
     try:
         data = json.loads((Path(out) / TUNING_FILE).read_text(encoding="utf-8"))
@@ -91,7 +78,7 @@ def save(out: Path, spec: RunSpec, rec: dict[str, Any], host: dict[str, Any], ve
     """Merge one scenario's record into OUT/tuning.json and record its manifest entry."""
     out = Path(out)
     digest = facts_digest(host, versions)
-    with _locked(out):
+    with manifest.locked(out, ".tuning.lock"):
         data = read(out) or {}
         if data.get("facts_digest") != digest:
             data = {}  # tuned on another machine state: start over
