@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
+from loadcheck import bare_p99_ms
 
 from fleet.harness.detail_log import read_detail
 from fleet.harness.manifest import read_manifest
@@ -18,22 +18,6 @@ pytestmark = pytest.mark.timeout(900)
 SERVER_BOUND_MS = rules.MODELS["resnet"].server_latency_ns / 1e6
 
 
-def _raw_p99_ms(model) -> float:
-    """p99 latency of a bare one-thread batch-1 loop right now (how busy the cores are)."""
-    import numpy as np
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-    x = np.zeros((1, 3, 224, 224), dtype=np.float32)
-    sess.run(["ArgMax:0"], {"input_tensor:0": x})
-    times = []
-    for _ in range(300):
-        t0 = time.perf_counter()
-        sess.run(["ArgMax:0"], {"input_tensor:0": x})
-        times.append(time.perf_counter() - t0)
-    return float(np.percentile(times, 99)) * 1e3
 
 
 def _run(fixture: dict, scenario: str, mode: str) -> dict:
@@ -55,7 +39,7 @@ def test_smoke_scenario_is_valid(fixture_name, scenario, request):
         assert (run_dir / name).is_file(), name
     assert not read_detail(run_dir / "mlperf_log_detail.txt").errors
     if scenario == "Server" and entry["result_validity"] != "VALID":
-        p99 = _raw_p99_ms(request.getfixturevalue("small_assets").model)
+        p99 = bare_p99_ms(request.getfixturevalue("small_assets").model)
         if p99 > SERVER_BOUND_MS / 3:  # idle: ~1.5 ms
             pytest.skip(f"this machine is saturated: a bare batch-1 loop of the small model has p99 "
                         f"{p99:.1f} ms, too close to the {SERVER_BOUND_MS:g} ms Server bound")

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checks import assert_confirmed, bare_p99_ms
+from checks import assert_confirmed
+from loadcheck import bare_p99_ms
 
 from fleet.harness.rules import v3_1 as rules
 from fleet.runstate import RunState
