@@ -19,7 +19,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from fleet.harness.compliance.verify import verify_accuracy, verify_performance
 from fleet.harness.detail_log import read_detail
 from fleet.harness.errors import HarnessError
 from fleet.harness.loadgen_runner import build_settings, loadgen, run_test
+from fleet.harness.nodeinfo import server_intra_op_threads
 from fleet.harness.planning import ScenarioPlan, plan_scenario, user_conf_text
 from fleet.harness.rules import v3_1 as rules
 from fleet.harness.spec import RunSpec, Tuning, run_dir
@@ -120,10 +121,10 @@ class Harness:
         # Tuned values from another machine (changed facts digest) are dropped here.
         spec = self.spec = accept_tuning(spec, self.host, manifest.versions(), self.echo)
         t = spec.tuning
-        options = BackendOptions(threads=t.threads, execution_provider=t.execution_provider,
-                                 graph_optimization=t.graph_optimization)
+        self._options = BackendOptions(threads=t.threads, execution_provider=t.execution_provider,
+                                       graph_optimization=t.graph_optimization)
         # The model is checked before the (possibly long) first preprocessing of the dataset.
-        self.backend = open_backend(spec.backend, self.model, self.task, options)
+        self.backend = open_backend(spec.backend, self.model, self.task, self._options)
         try:
             self._prepare_dataset(cache_root or default_cache_root())
         except BaseException:
@@ -132,6 +133,8 @@ class Harness:
         self.model_sha = digest.file_sha256(self.model) if self.model and self.model.is_file() else None
         self.synthetic = bool(spec.synthetic) or self._marked_synthetic()
         self.calibrator = Calibrator(self.task, self.backend, self.profile.calibration_s)
+        # Backend options -> calibrator measured with them; one session is open at a time.
+        self._calibrators = {self._options: self.calibrator}
         self.versions = {**manifest.versions(), **self.backend.versions()}
         self._plans: dict[str, ScenarioPlan] = {}
 
@@ -181,14 +184,43 @@ class Harness:
         self.spec.tuning = tuning
         self._plans.clear()
 
+    def options_for(self, scenario: str) -> BackendOptions:
+        """Backend options for a scenario: Server's default pool leaves a CPU to LoadGen.
+
+        Only when nothing pins the thread count and onnxruntime runs on the CPU; an
+        accelerator's pool only feeds it, and a tuned or given count is kept as it is.
+        """
+        opts = self._options
+        cpu = (opts.execution_provider or "cpu").lower() == "cpu"
+        if scenario == "Server" and opts.threads is None and cpu and self.spec.backend == "onnxruntime":
+            return replace(opts, threads=server_intra_op_threads())
+        return opts
+
+    def use(self, scenario: str) -> Calibrator:
+        """Make the backend for this scenario the open one; its calibrator (memoised)."""
+        options = self.options_for(scenario)
+        calibrator = self._calibrators.get(options)
+        if calibrator is None or calibrator.backend is not self.backend:
+            self.backend.close()
+            self.backend = open_backend(self.spec.backend, self.model, self.task, options)
+            if calibrator is None:
+                calibrator = self._calibrators[options] = Calibrator(self.task, self.backend,
+                                                                     self.profile.calibration_s)
+            for other in self._calibrators.values():  # a closed session is never measured
+                other.backend = self.backend if other is calibrator else None
+        self.calibrator = calibrator
+        return calibrator
+
     def plan(self, scenario: str) -> ScenarioPlan:
+        calibrator = self.use(scenario)
         if scenario not in self._plans:
             self._plans[scenario] = plan_scenario(self.task, scenario, self.profile, self.spec.tuning,
-                                                  self.calibrator)
+                                                  calibrator)
         return self._plans[scenario]
 
     def run_one(self, scenario: str, mode: str) -> dict[str, Any]:
         rdir = run_dir(self.out, self.task.name, scenario, mode)
+        self.use(scenario)
         entry: dict[str, Any] = {
             "task": self.task.name, "model": self.model_rules.name, "scenario": scenario, "mode": mode,
             "profile": self.profile.name, "backend": self.backend.name,

@@ -63,11 +63,19 @@ def providers_for(requested: str | None, available: list[str]) -> list[str]:
 
 
 def knob_space(scenario: str, backend: str, pins: Tuning, *, usable_cpus: int, max_batch: int | None,
-               start_batch: int | None, available_providers: list[str]) -> KnobSpace:
-    """The search space for `scenario` (batch only matters for Offline and Server)."""
+               start_batch: int | None, available_providers: list[str],
+               server_threads: int | None = None) -> KnobSpace:
+    """The search space for `scenario` (batch only matters for Offline and Server).
+
+    `server_threads` is the harness's untuned Server pool (a CPU fewer than usable): the
+    Server search starts there, so it too starts from the untuned default.
+    """
     candidates: dict[str, list[Any]] = {}
     if backend == "onnxruntime":
-        candidates["threads"] = [pins.threads] if pins.threads else thread_counts(usable_cpus)
+        counts = thread_counts(usable_cpus)
+        if scenario == "Server" and server_threads:
+            counts = sorted({*counts, min(server_threads, usable_cpus)})
+        candidates["threads"] = [pins.threads] if pins.threads else counts
         candidates["graph_optimization"] = ([pins.graph_optimization] if pins.graph_optimization
                                             else list(GRAPH_LEVELS))
         candidates["execution_provider"] = providers_for(pins.execution_provider, available_providers)
@@ -79,8 +87,10 @@ def knob_space(scenario: str, backend: str, pins: Tuning, *, usable_cpus: int, m
             first = OFFLINE_FIRST_BATCH if scenario == "Offline" else 1
             candidates["batch_size"] = batch_ladder(max_batch, first)
     start = {name: values[0] for name, values in candidates.items()}
-    if "threads" in start:
-        start["threads"] = candidates["threads"][-1]  # the harness default: every usable CPU
+    if "threads" in start:  # the harness default: every usable CPU (Server: server_threads)
+        untuned = server_threads if scenario == "Server" and server_threads else usable_cpus
+        start["threads"] = max((t for t in candidates["threads"] if t <= untuned),
+                               default=candidates["threads"][0])
     if start_batch is not None and start_batch in candidates.get("batch_size", []):
         start["batch_size"] = start_batch
     values = {name: vals for name, vals in candidates.items() if len(vals) > 1}

@@ -31,7 +31,7 @@ from typing import Any
 
 from fleet.harness import hostfacts, manifest
 from fleet.harness.errors import HarnessError
-from fleet.harness.nodeinfo import usable_cpus
+from fleet.harness.nodeinfo import server_intra_op_threads, usable_cpus
 from fleet.harness.planning import SERVER_BATCH_SHARE_OF_BOUND
 from fleet.harness.rules import v3_1 as rules
 from fleet.harness.runner import BackendWrapper
@@ -130,7 +130,8 @@ class ScenarioTuner:
         spec = self.bench.spec
         return knob_space(self.scenario, spec.backend, spec.tuning, usable_cpus=usable_cpus(),
                           max_batch=self.task.max_batch_size, start_batch=start_batch,
-                          available_providers=_available_providers(spec.backend))
+                          available_providers=_available_providers(spec.backend),
+                          server_threads=server_intra_op_threads())
 
     def _start_space(self) -> KnobSpace:
         """The space, started at the batch the untuned harness would measure as best."""
