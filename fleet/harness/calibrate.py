@@ -77,7 +77,8 @@ class Calibrator:
 
         def once() -> None:  # the SUT's path, up to QuerySamplesComplete
             feed = self._store.feed(indices) if needs_feed else {}
-            build_responses(response, ids, self.task.postprocess(self.backend.run(feed, batch), batch))
+            outputs = self.backend.run(feed, batch)
+            build_responses(response, ids, self.task.postprocess(outputs, batch, indices=indices))
 
         try:
             if not self._points:

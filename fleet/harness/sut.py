@@ -69,7 +69,7 @@ class Engine:
         n = len(ids)
         try:
             feed = self.store.feed(indices) if self.needs_feed else {}
-            payloads = self.task.postprocess(self.backend.run(feed, n), n)
+            payloads = self.task.postprocess(self.backend.run(feed, n), n, indices=indices)
             self._complete(ids, payloads)
         except Exception as exc:
             self.errors.record("inference", exc)

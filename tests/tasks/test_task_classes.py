@@ -42,7 +42,8 @@ def _log(task, backend, order: list[int]) -> list[dict]:
     store.load(sorted(order))
     entries = []
     for n, index in enumerate(order):
-        payloads = task.postprocess(backend.run(store.feed(np.array([index])), 1), 1)
+        batch = np.array([index])
+        payloads = task.postprocess(backend.run(store.feed(batch), 1), 1, indices=batch)
         data = payloads[0] if isinstance(payloads, list) else np.ascontiguousarray(payloads[0]).tobytes()
         entries.append({"seq_id": n, "qsl_idx": index, "data": data.hex()})
     return entries
@@ -112,7 +113,8 @@ def test_bert_tasks_share_the_dataset_and_score_it(bert_assets: tuple[Path, Path
 def test_bert_postprocess_interleaves_a_whole_batch() -> None:
     task = get_task("bert-99")
     start = np.arange(2 * 384, dtype=np.float32).reshape(2, 384)
-    payloads = task.postprocess({"output_start_logits": start, "output_end_logits": -start}, 2)
+    outputs = {"output_start_logits": start, "output_end_logits": -start}
+    payloads = task.postprocess(outputs, 2, indices=[5, 9])
     assert payloads.shape == (2, 384, 2) and payloads.dtype == np.float32
     assert payloads[1, :2].tolist() == [[384.0, -384.0], [385.0, -385.0]]
 

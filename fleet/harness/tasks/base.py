@@ -20,11 +20,13 @@ Lifecycle, as the harness drives it for one run:
    with one fancy-indexing gather (`task.gather`, overridable for ragged inputs).
 4. The backend runs the feed and returns `{output name: array with a batch axis}` for the
    names in `outputs`.
-5. `task.postprocess(outputs, n)` turns a batch's outputs into LoadGen response payloads,
-   one per sample, in batch order: either one ndarray whose row i is sample i's payload
-   (fixed size, the fast path: one buffer per batch), or a list of n ndarrays/bytes whose
-   sizes may differ per sample (e.g. detection lists). LoadGen logs these bytes, hex-encoded,
-   in mlperf_log_accuracy.json.
+5. `task.postprocess(outputs, n, indices=...)` turns a batch's outputs into LoadGen response
+   payloads, one per sample, in batch order. `indices` are the QSL sample indices of the
+   batch rows: a payload that names its sample (RetinaNet's records) takes it from there,
+   since pixels cannot tell two byte-identical images apart. The payloads are either one
+   ndarray whose row i is sample i's payload (fixed size, the fast path: one buffer per
+   batch), or a list of n ndarrays/bytes whose sizes may differ per sample (e.g. detection
+   lists). LoadGen logs these bytes, hex-encoded, in mlperf_log_accuracy.json.
 6. `task.accuracy(accuracy_log, dataset_dir)` runs the task's accuracy script over a
    mlperf_log_accuracy.json and returns the text that becomes accuracy.txt (the script's
    stdout, without the hash line) and the first metric as a float.
@@ -62,6 +64,7 @@ class AccuracyResult:
 
 
 Payloads = np.ndarray | Sequence[Any]
+Indices = np.ndarray | Sequence[int]  # QSL sample indices of a batch's rows, in batch order
 
 
 class Task(ABC):
@@ -113,8 +116,8 @@ class Task(ABC):
         return feed
 
     @abstractmethod
-    def postprocess(self, outputs: dict[str, np.ndarray], n: int) -> Payloads:
-        """Response payloads for the n samples of a batch, in batch order."""
+    def postprocess(self, outputs: dict[str, np.ndarray], n: int, *, indices: Indices) -> Payloads:
+        """Payloads for the n samples of a batch, in batch order; `indices[i]` is row i's QSL index."""
 
     @abstractmethod
     def accuracy(self, accuracy_log: Path, dataset_dir: Path) -> AccuracyResult:

@@ -17,7 +17,7 @@ import numpy as np
 
 from fleet.harness.errors import HarnessError
 from fleet.harness.tasks import bert_io, squad_features
-from fleet.harness.tasks.base import AccuracyResult, Task, TensorSpec
+from fleet.harness.tasks.base import AccuracyResult, Indices, Task, TensorSpec
 
 SEQ = squad_features.MAX_SEQ_LENGTH
 
@@ -59,7 +59,7 @@ class Bert(Task):
         ids, mask, segments = bert_io.INPUT_NAMES
         return {ids: f.input_ids[index], mask: f.input_mask[index], segments: f.segment_ids[index]}
 
-    def postprocess(self, outputs: dict[str, np.ndarray], n: int) -> np.ndarray:
+    def postprocess(self, outputs: dict[str, np.ndarray], n: int, *, indices: Indices) -> np.ndarray:
         start, end = (outputs[name].reshape(n, SEQ) for name in bert_io.OUTPUT_NAMES)
         return np.stack([start, end], axis=-1).astype(np.float32, copy=False)  # [n, 384, 2]
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from fleet.harness.accuracy import imagenet
 from fleet.harness.errors import HarnessError
-from fleet.harness.tasks.base import AccuracyResult, Task, TensorSpec
+from fleet.harness.tasks.base import AccuracyResult, Indices, Task, TensorSpec
 
 MEANS = np.array([123.68, 116.78, 103.94], dtype=np.float32)
 OUT_SIZE = 224
@@ -134,7 +134,7 @@ class ResNet50(Task):
     def load_sample(self, index: int) -> dict[str, np.ndarray]:
         return {"input_tensor:0": np.load(self._cached(index))}
 
-    def postprocess(self, outputs: dict[str, np.ndarray], n: int) -> np.ndarray:
+    def postprocess(self, outputs: dict[str, np.ndarray], n: int, *, indices: Indices) -> np.ndarray:
         # ArgMax:0 over 1001 classes (0 = background) minus one = ImageNet label 0..999.
         return (outputs["ArgMax:0"].reshape(n) - 1).astype(np.float32)
 

@@ -9,20 +9,13 @@ one fills the cache as LoadGen loads samples, which caches the performance set, 
 the rest when asked: loading is outside LoadGen's timing). The model runs one image at a
 time (the official export has no dynamic axes); its boxes/scores/labels become 7-float32 records
 `[qsl_idx, ymin, xmin, ymax, xmax, score, label]` cut at the first score below 0.05, the
-payload the reference harness sends (see retinanet_io.py).
-
-The record embeds the sample's QSL index, but the engine calls `postprocess(outputs, n)`
-without indices. Until it passes them (`indices=`), the task recovers the index of the one
-image in a batch from its pixels: `load_sample` remembers a digest of every array it hands
-the QSL, `gather` looks up the batch's image. One inference thread drives gather and
-postprocess in turn, so the remembered index always belongs to the batch being finished.
+payload the reference harness sends (see retinanet_io.py). `qsl_idx` is the QSL index the
+engine hands postprocess for each batch row.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,18 +23,11 @@ import numpy as np
 
 from fleet.harness.errors import HarnessError
 from fleet.harness.tasks import openimages, retinanet_io
-from fleet.harness.tasks.base import AccuracyResult, Task, TensorSpec
+from fleet.harness.tasks.base import AccuracyResult, Indices, Task, TensorSpec
 
 # Bump when the preprocessing changes so stale caches are not reused.
 PREPROCESS_VERSION = "openimages-retinanet-v1"
 CACHE_BUDGET_IMAGES = 512  # 3.9 GB of preprocessed images per dataset
-_DIGEST_STRIDE = 97  # every 97th value of an image: 19.8k floats, distinct for distinct images
-
-
-def _digest(image: np.ndarray) -> bytes:
-    return hashlib.blake2b(
-        np.ascontiguousarray(image.reshape(-1)[::_DIGEST_STRIDE]).tobytes(), digest_size=16
-    ).digest()
 
 
 class RetinaNet(Task):
@@ -62,9 +48,7 @@ class RetinaNet(Task):
     def __init__(self) -> None:
         self._images: list[openimages.OpenImage] = []
         self._cache: Path | None = None
-        self._index_of: dict[bytes, int] = {}
         self._cached_count = 0
-        self._batch_index = 0
 
     def _list(self, dataset_dir: Path) -> list[openimages.OpenImage]:
         try:
@@ -126,29 +110,19 @@ class RetinaNet(Task):
             if self._cached_count < CACHE_BUDGET_IMAGES:
                 self._store(index, image)
                 self._cached_count += 1
-        self._index_of[_digest(image)] = index
         return {retinanet_io.INPUT_NAME: image}
 
-    def gather(self, store: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
-        feed = super().gather(store, rows)
-        self._batch_index = self._index_of.get(_digest(feed[retinanet_io.INPUT_NAME][0]), 0)
-        return feed
-
-    def postprocess(
-        self, outputs: dict[str, np.ndarray], n: int, indices: Sequence[int] | None = None
-    ) -> list[bytes]:
-        if n != 1:
-            raise ValueError(f"RetinaNet runs one image per batch, got {n}")
-        qsl_idx = int(indices[0]) if indices is not None else self._batch_index
-        detections = (outputs["boxes"], outputs["scores"], outputs["labels"])
-        return [retinanet_io.response_payload(qsl_idx, detections)]
+    def postprocess(self, outputs: dict[str, np.ndarray], n: int, *, indices: Indices) -> list[bytes]:
+        detections = retinanet_io.image_detections([outputs[name] for name in retinanet_io.OUTPUT_NAMES], n)
+        pairs = zip(indices, detections, strict=True)
+        return [retinanet_io.response_payload(int(qsl_idx), image) for qsl_idx, image in pairs]
 
     def null_outputs(self, n: int) -> dict[str, np.ndarray]:
         """No detection at all (the null backend measures the harness, not a model)."""
         return {
-            "boxes": np.zeros((0, 4), np.float32),
-            "scores": np.zeros(0, np.float32),
-            "labels": np.zeros(0, np.int64),
+            "boxes": np.zeros((n, 0, 4), np.float32),
+            "scores": np.zeros((n, 0), np.float32),
+            "labels": np.zeros((n, 0), np.int64),
         }
 
     def accuracy(self, accuracy_log: Path, dataset_dir: Path) -> AccuracyResult:

@@ -2,10 +2,10 @@
 
 The official `resnext50_32x4d_fpn.onnx` takes `images` float32 [1,3,800,800] (batch fixed at 1)
 and returns `boxes` [K,4] (x1,y1,x2,y2 in 800x800 pixels), `scores` [K] (descending) and
-`labels` int64 [K] (category ids 0..263). LoadGen gets, per detection, 7 float32
-`[qsl_idx, ymin, xmin, ymax, xmax, score, label]` with the box normalised to 0..1 and its
-coordinates reordered y-first (`PostProcessOpenImagesRetinanet`); an image without detections
-sends an empty payload.
+`labels` int64 [K] (category ids 0..263); a batched backend adds a leading image axis.
+LoadGen gets, per detection, 7 float32 `[qsl_idx, ymin, xmin, ymax, xmax, score, label]` with
+the box normalised to 0..1 and its coordinates reordered y-first
+(`PostProcessOpenImagesRetinanet`); an image without detections sends an empty payload.
 """
 
 from __future__ import annotations
@@ -32,6 +32,23 @@ def make_feed(images: np.ndarray) -> dict[str, np.ndarray]:
             f"RetinaNet takes one [3,{INPUT_SIZE},{INPUT_SIZE}] image per run, got {batch.shape}"
         )
     return {INPUT_NAME: batch}
+
+
+def image_detections(outputs: Sequence[np.ndarray], n: int) -> list[tuple[np.ndarray, ...]]:
+    """(boxes, scores, labels) of each of a batch's n images, in batch order.
+
+    The official export runs one image and has no batch axis ([K,4], [K], [K]); a backend
+    that runs several images at once adds one ([n,K,4], [n,K], [n,K], each image's list
+    padded with scores below the threshold, which detection_records cuts off).
+    """
+    boxes, scores, labels = (np.asarray(o) for o in outputs)
+    if boxes.ndim == 2:
+        if n != 1:
+            raise ValueError(f"RetinaNet outputs without a batch axis are one image, got a batch of {n}")
+        return [(boxes, scores, labels)]
+    if not len(boxes) == len(scores) == len(labels) == n:
+        raise ValueError(f"RetinaNet outputs hold {len(boxes)} images for a batch of {n}")
+    return list(zip(boxes, scores, labels, strict=True))
 
 
 def detection_records(qsl_idx: int, outputs: Sequence[np.ndarray]) -> np.ndarray:
