@@ -111,10 +111,15 @@ class BaseSUT:
         pass
 
     def _run_batches(self, ids: list[int], indices: list[int]) -> None:
-        idx = np.asarray(indices, dtype=np.int64)
+        """Cut a query into batches of max_batch, in the order `_ordered` gives."""
+        ids, idx = self._ordered(ids, np.asarray(indices, dtype=np.int64))
         step = self.max_batch
         for start in range(0, len(ids), step):
             self.engine.process(ids[start : start + step], idx[start : start + step])
+
+    def _ordered(self, ids: list[int], idx: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """The query's samples in the order to process them: as issued."""
+        return ids, idx
 
     def stop(self) -> None:
         self._lg.DestroyFastSUT(self.handle)
@@ -146,15 +151,12 @@ def round_robin_order(rows: np.ndarray) -> np.ndarray:
 class OfflineSUT(BaseSUT):
     """Offline: one worker thread cuts the query into batches of max_batch (round-robin order)."""
 
-    def _run_batches(self, ids: list[int], indices: list[int]) -> None:
-        idx = np.asarray(indices, dtype=np.int64)
-        if len(idx) > 1 and self.engine.needs_feed:
-            order = round_robin_order(self.engine.store.row_of[idx])
-            idx = idx[order]
-            ids = np.asarray(ids, dtype=np.uint64)[order].tolist()
-        step = self.max_batch
-        for start in range(0, len(ids), step):
-            self.engine.process(ids[start : start + step], idx[start : start + step])
+    def _ordered(self, ids: list[int], idx: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """Round-robin over the loaded rows, so batches gather as views (see round_robin_order)."""
+        if len(idx) <= 1 or not self.engine.needs_feed:
+            return ids, idx
+        order = round_robin_order(self.engine.store.row_of[idx])
+        return np.asarray(ids, dtype=np.uint64)[order].tolist(), idx[order]
 
     def __init__(self, engine: Engine, max_batch: int, lg: Any) -> None:
         super().__init__(engine, max_batch, lg)
