@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +49,51 @@ def synthesize(task: str, out: Path, samples: int | None = None, seed: int = 0,
 
 
 def write_marker(out: Path, marker: dict[str, Any]) -> None:
-    path = out / MARKER
-    tmp = path.with_name(f".{MARKER}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_atomic(out / MARKER, (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temp file + rename: an interrupted synth never leaves half a model or marker to be hashed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def check_variant(variant: str, variants: Sequence[str]) -> None:
+    """Refuse a variant the generator does not make, naming the ones it does."""
+    if variant not in variants:
+        from fleet.harness.errors import HarnessError
+
+        raise HarnessError(f"unknown variant {variant!r} (choose from {', '.join(variants)})")
+
+
+@contextmanager
+def seed_must_label(task: str, seed: int) -> Iterator[None]:
+    """A teacher-labelled set this seed makes degenerate (ValueError) is the user's to fix with --seed."""
+    try:
+        yield
+    except ValueError as exc:
+        from fleet.harness.errors import HarnessError
+
+        raise HarnessError(f"synthetic {task} assets (seed {seed}): {exc}; try another --seed") from None
+
+
+def asset_marker(task: str, seed: int, variant: str, model: Path, dataset: Path,
+                 dataset_files: Iterable[Path], **facts: Any) -> dict[str, Any]:
+    """Marker content: what made the assets, `facts` about them, and the digests runs check."""
+    from fleet import __version__
+    from fleet.harness import digest
+
+    return {
+        "generator": "fleet.harness.synthetic",
+        "fleet_version": __version__,
+        "task": task,
+        "seed": seed,
+        "variant": variant,
+        **facts,
+        "model": {"file": model.name, "sha256": digest.file_sha256(model)},
+        "dataset": {"dir": dataset.name, "sha256": digest.tree_sha256(dataset, dataset_files)},
+    }
 
 
 def find_marker(*paths: Path) -> list[dict[str, Any]]:

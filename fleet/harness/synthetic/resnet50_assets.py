@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fleet import __version__
-from fleet.harness import digest
-from fleet.harness.synthetic import imagenet, resnet50
+from fleet.harness.synthetic import asset_marker, check_variant, imagenet, resnet50, write_atomic
 from fleet.harness.tasks.resnet50 import ResNet50
 
 MODEL_FILE = "resnet50_v1.onnx"
@@ -30,10 +27,7 @@ DEFAULT_SAMPLES = 64
 
 
 def make_resnet50_assets(out: Path, samples: int | None, seed: int, variant: str) -> dict[str, Any]:
-    from fleet.harness.errors import HarnessError
-
-    if variant not in resnet50.VARIANTS:
-        raise HarnessError(f"unknown variant {variant!r} (choose from {', '.join(resnet50.VARIANTS)})")
+    check_variant(variant, resnet50.VARIANTS)
     samples = samples or DEFAULT_SAMPLES
     calib = imagenet.calibration_batch(seed, CALIBRATION_IMAGES)
 
@@ -44,9 +38,7 @@ def make_resnet50_assets(out: Path, samples: int | None, seed: int, variant: str
 
     model = resnet50.build(seed, variant, features_of)
     model_path = out / MODEL_FILE
-    tmp = model_path.with_name(f".{MODEL_FILE}.{os.getpid()}.tmp")
-    tmp.write_bytes(model)
-    os.replace(tmp, model_path)
+    write_atomic(model_path, model)
 
     sess = _session(model)
 
@@ -55,16 +47,5 @@ def make_resnet50_assets(out: Path, samples: int | None, seed: int, variant: str
 
     dataset = out / DATASET_DIR
     labels = imagenet.make_dataset(dataset, samples, seed, predict)
-    task = ResNet50()
-    return {
-        "generator": "fleet.harness.synthetic",
-        "fleet_version": __version__,
-        "task": "resnet50",
-        "seed": seed,
-        "variant": variant,
-        "samples": samples,
-        "distinct_labels": len(set(labels.tolist())),
-        "model": {"file": MODEL_FILE, "sha256": digest.file_sha256(model_path)},
-        "dataset": {"dir": DATASET_DIR,
-                    "sha256": digest.tree_sha256(dataset, task.dataset_files(dataset))},
-    }
+    return asset_marker("resnet50", seed, variant, model_path, dataset, ResNet50().dataset_files(dataset),
+                        samples=samples, distinct_labels=len(set(labels.tolist())))
