@@ -24,6 +24,23 @@ def test_edge_node_with_one_cpu_never_tries_two_threads() -> None:
     assert edge.fixed["execution_provider"] == "cpu"
 
 
+def test_server_tries_no_pool_bigger_than_the_harness_server_default() -> None:
+    def server(usable: int, server_threads: int):
+        return knob_space("Server", "onnxruntime", Tuning(), usable_cpus=usable, max_batch=None,
+                          start_batch=None, available_providers=[], server_threads=server_threads)
+
+    two = server(2, 1)  # a 2-CPU node: Server keeps one CPU for LoadGen, so only 1 thread
+    assert "threads" not in two.values and two.fixed["threads"] == 1
+    sixteen = server(16, 7)  # 8 physical cores of 16 CPUs: the default 7 is tried and started from
+    assert sixteen.values["threads"] == [1, 2, 4, 7] and sixteen.start["threads"] == 7
+    offline = knob_space("Offline", "onnxruntime", Tuning(), usable_cpus=16, max_batch=None,
+                         start_batch=None, available_providers=[], server_threads=7)
+    assert offline.values["threads"] == [1, 2, 4, 8, 16]  # the cap is Server's alone
+    pinned = knob_space("Server", "onnxruntime", Tuning(threads=2), usable_cpus=2, max_batch=None,
+                        start_batch=None, available_providers=[], server_threads=1)
+    assert pinned.fixed["threads"] == 2  # an inventory pin wins
+
+
 def test_pins_and_task_limits_fix_knobs() -> None:
     space = knob_space("Server", "onnxruntime", Tuning(threads=3, batch_size=4, graph_optimization="basic"),
                        usable_cpus=8, max_batch=None, start_batch=None, available_providers=[])

@@ -67,14 +67,17 @@ def knob_space(scenario: str, backend: str, pins: Tuning, *, usable_cpus: int, m
                server_threads: int | None = None) -> KnobSpace:
     """The search space for `scenario` (batch only matters for Offline and Server).
 
-    `server_threads` is the harness's untuned Server pool (a CPU fewer than usable): the
-    Server search starts there, so it too starts from the untuned default.
+    `server_threads` is the harness's untuned Server pool (a CPU fewer than usable): Server
+    tries no bigger pool. Its knob trials score Offline throughput, where a pool over every
+    CPU wins, yet in Server that pool starves LoadGen's threads and the latency tail fails
+    the bound (nodeinfo.server_intra_op_threads).
     """
     candidates: dict[str, list[Any]] = {}
     if backend == "onnxruntime":
         counts = thread_counts(usable_cpus)
         if scenario == "Server" and server_threads:
-            counts = sorted({*counts, min(server_threads, usable_cpus)})
+            cap = min(server_threads, usable_cpus)
+            counts = sorted({*(c for c in counts if c <= cap), cap})
         candidates["threads"] = [pins.threads] if pins.threads else counts
         candidates["graph_optimization"] = ([pins.graph_optimization] if pins.graph_optimization
                                             else list(GRAPH_LEVELS))
@@ -87,10 +90,8 @@ def knob_space(scenario: str, backend: str, pins: Tuning, *, usable_cpus: int, m
             first = OFFLINE_FIRST_BATCH if scenario == "Offline" else 1
             candidates["batch_size"] = batch_ladder(max_batch, first)
     start = {name: values[0] for name, values in candidates.items()}
-    if "threads" in start:  # the harness default: every usable CPU (Server: server_threads)
-        untuned = server_threads if scenario == "Server" and server_threads else usable_cpus
-        start["threads"] = max((t for t in candidates["threads"] if t <= untuned),
-                               default=candidates["threads"][0])
+    if "threads" in start:  # the harness default: the biggest pool (Server: server_threads)
+        start["threads"] = candidates["threads"][-1]
     if start_batch is not None and start_batch in candidates.get("batch_size", []):
         start["batch_size"] = start_batch
     values = {name: vals for name, vals in candidates.items() if len(vals) > 1}
