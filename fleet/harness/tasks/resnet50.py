@@ -12,8 +12,6 @@ float32, as the reference harness sends it.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import numpy as np
 from fleet.harness.accuracy import imagenet
 from fleet.harness.errors import HarnessError
 from fleet.harness.tasks.base import AccuracyResult, Indices, Task, TensorSpec
+from fleet.harness.tasks.cache import NpyCache
 
 MEANS = np.array([123.68, 116.78, 103.94], dtype=np.float32)
 OUT_SIZE = 224
@@ -93,35 +92,17 @@ class ResNet50(Task):
 
     def __init__(self) -> None:
         self._paths: list[str] = []
-        self._cache: Path | None = None
+        self._cache: NpyCache | None = None
 
     def open(self, dataset_dir: Path, cache_dir: Path) -> None:
         dataset_dir = Path(dataset_dir)
         self._paths, _ = read_val_map(dataset_dir)
-        self._cache = Path(cache_dir) / PREPROCESS_VERSION / "NCHW"
         sources = [dataset_dir / p for p in self._paths]
         for src in sources:
             if not src.is_file():
                 raise HarnessError(f"dataset {dataset_dir}: image {src} listed in {VAL_MAP} does not exist")
-        todo = [i for i in range(len(sources)) if not self._cached(i).is_file()]
-        if todo:
-            workers = max(1, min(len(os.sched_getaffinity(0)), 8))
-            with ThreadPoolExecutor(workers) as pool:
-                for _ in pool.map(lambda i: self._fill(i, sources[i]), todo):
-                    pass
-
-    def _cached(self, index: int) -> Path:
-        assert self._cache is not None
-        return self._cache / (self._paths[index] + ".npy")
-
-    def _fill(self, index: int, src: Path) -> None:
-        array = preprocess_image(src)
-        dst = self._cached(index)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, dst)
+        self._cache = NpyCache(Path(cache_dir) / PREPROCESS_VERSION / "NCHW", self._paths)
+        self._cache.fill(lambda i: preprocess_image(sources[i]))
 
     @property
     def total_sample_count(self) -> int:
@@ -132,7 +113,8 @@ class ResNet50(Task):
         return [Path(dataset_dir) / VAL_MAP, *(Path(dataset_dir) / p for p in paths)]
 
     def load_sample(self, index: int) -> dict[str, np.ndarray]:
-        return {"input_tensor:0": np.load(self._cached(index))}
+        assert self._cache is not None, "open() first"
+        return {"input_tensor:0": self._cache.load(index)}
 
     def postprocess(self, outputs: dict[str, np.ndarray], n: int, *, indices: Indices) -> np.ndarray:
         # ArgMax:0 over 1001 classes (0 = background) minus one = ImageNet label 0..999.

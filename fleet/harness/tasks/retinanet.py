@@ -15,8 +15,6 @@ engine hands postprocess for each batch row.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ import numpy as np
 from fleet.harness.errors import HarnessError
 from fleet.harness.tasks import openimages, retinanet_io
 from fleet.harness.tasks.base import AccuracyResult, Indices, Task, TensorSpec
+from fleet.harness.tasks.cache import NpyCache
 
 # Bump when the preprocessing changes so stale caches are not reused.
 PREPROCESS_VERSION = "openimages-retinanet-v1"
@@ -47,7 +46,7 @@ class RetinaNet(Task):
 
     def __init__(self) -> None:
         self._images: list[openimages.OpenImage] = []
-        self._cache: Path | None = None
+        self._cache: NpyCache | None = None
         self._cached_count = 0
 
     def _list(self, dataset_dir: Path) -> list[openimages.OpenImage]:
@@ -58,19 +57,11 @@ class RetinaNet(Task):
 
     def open(self, dataset_dir: Path, cache_dir: Path) -> None:
         self._images = self._list(Path(dataset_dir))
-        self._cache = Path(cache_dir) / PREPROCESS_VERSION
-        self._cache.mkdir(parents=True, exist_ok=True)
+        self._cache = NpyCache(Path(cache_dir) / PREPROCESS_VERSION, [im.file_name for im in self._images])
+        self._cache.root.mkdir(parents=True, exist_ok=True)
         if len(self._images) <= CACHE_BUDGET_IMAGES:
-            todo = [i for i in range(len(self._images)) if not self._cached(i).is_file()]
-            workers = max(1, min(len(os.sched_getaffinity(0)), 8))
-            with ThreadPoolExecutor(workers) as pool:
-                for index, array in zip(todo, pool.map(self._preprocess, todo), strict=True):
-                    self._store(index, array)
-        self._cached_count = sum(1 for p in self._cache.iterdir() if p.suffix == ".npy")
-
-    def _cached(self, index: int) -> Path:
-        assert self._cache is not None
-        return self._cache / (self._images[index].file_name + ".npy")
+            self._cache.fill(self._preprocess)
+        self._cached_count = sum(1 for p in self._cache.root.iterdir() if p.suffix == ".npy")
 
     def _preprocess(self, index: int) -> np.ndarray:
         image = self._images[index]
@@ -78,13 +69,6 @@ class RetinaNet(Task):
             return openimages.load_image(image.path)
         except ValueError as exc:
             raise HarnessError(f"dataset image {image.path}: {exc}") from None
-
-    def _store(self, index: int, array: np.ndarray) -> None:
-        dst = self._cached(index)
-        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, dst)
 
     @property
     def total_sample_count(self) -> int:
@@ -102,13 +86,14 @@ class RetinaNet(Task):
         ]
 
     def load_sample(self, index: int) -> dict[str, np.ndarray]:
-        path = self._cached(index)
-        if path.is_file():
-            image = np.load(path)
+        cache = self._cache
+        assert cache is not None, "open() first"
+        if cache.has(index):
+            image = cache.load(index)
         else:
             image = self._preprocess(index)
             if self._cached_count < CACHE_BUDGET_IMAGES:
-                self._store(index, image)
+                cache.store(index, image)
                 self._cached_count += 1
         return {retinanet_io.INPUT_NAME: image}
 
