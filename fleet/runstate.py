@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.errors import RunStateError
+from fleet.harness.jsonfile import read_json
 
 RUNSTATE_VERSION = 1
 PENDING, RUNNING, OK, FAILED = "pending", "running", "ok", "failed"
@@ -116,12 +117,8 @@ class RunState:
 
     @classmethod
     def load(cls, path: Path) -> RunState:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RunStateError(f"{path} does not exist: not a fleet run directory") from None
-        except json.JSONDecodeError as exc:
-            raise RunStateError(f"{path} is corrupt ({exc}); cannot resume") from None
+        data = read_json(path, RunStateError, missing="{path} does not exist: not a fleet run directory",
+                         invalid="{path} is corrupt ({exc}); cannot resume")
         if data.get("version") != RUNSTATE_VERSION:
             found = data.get("version")
             raise RunStateError(f"{path} has run.json version {found}; expected {RUNSTATE_VERSION}")

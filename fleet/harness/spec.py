@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from fleet.harness.jsonfile import read_json
+
 SPEC_VERSION = 1
 MANIFEST_VERSION = 1
 
@@ -91,12 +93,8 @@ class RunSpec:
 
     @classmethod
     def read(cls, path: Path) -> RunSpec:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SpecError(f"spec file {path} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"spec file {path} is not valid JSON: {exc}") from None
+        data = read_json(path, SpecError, missing="spec file {path} does not exist",
+                         invalid="spec file {path} is not valid JSON: {exc}")
         return cls.from_dict(data)
 
 

@@ -5,13 +5,13 @@ Shared by the assembler and the reports; the logs themselves are read with fleet
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fleet.errors import SubmissionError
+from fleet.harness.jsonfile import read_json
 from fleet.harness.rules import v3_1 as rules
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -51,12 +51,8 @@ class RawHost:
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SubmissionError(f"{path} is missing: {what}") from None
-    except json.JSONDecodeError as exc:
-        raise SubmissionError(f"{path} is not valid JSON ({exc}); collect the node again") from None
+    data = read_json(path, SubmissionError, missing="{path} is missing: {what}",
+                     invalid="{path} is not valid JSON ({exc}); collect the node again", what=what)
     if not isinstance(data, dict):
         raise SubmissionError(f"{path} must hold a JSON object")
     return data
