@@ -55,7 +55,8 @@ def _save() -> None:
         pass
 
 
-def _hash_file(path: Path) -> str:
+def hash_file(path: Path) -> str:
+    """sha256 hex of one file, read in 1 MiB blocks; uncached, for files hashed once (a log)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -69,7 +70,7 @@ def _cached_sha(path: Path) -> tuple[str, bool]:
     entry = _MEMORY.get(key)
     if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
         return entry[2], False
-    sha = _hash_file(path)
+    sha = hash_file(path)
     _MEMORY[key] = [st.st_size, st.st_mtime_ns, sha]
     return sha, True
 

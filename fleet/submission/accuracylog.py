@@ -6,21 +6,13 @@ raw/ (the submitter must keep it for review). The tree gets at most 8199 bytes.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from fleet.harness.digest import hash_file
 from fleet.logparse import HASH_RE
 
 KEEP_CHARS = 4096
 ELLIPSIS = "\n\n...\n\n"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def truncated_text(text: str) -> str:
@@ -38,7 +30,7 @@ def with_hash(accuracy_txt: str, digest: str) -> str:
 
 def write_truncated(source_json: Path, dest_dir: Path, accuracy_txt: str | None) -> str:
     """Write dest_dir/{mlperf_log_accuracy.json (truncated), accuracy.txt (+hash)}; return the hash."""
-    digest = sha256_file(source_json)
+    digest = hash_file(source_json)
     text = Path(source_json).read_text(encoding="utf-8", errors="replace")
     (dest_dir / "mlperf_log_accuracy.json").write_text(truncated_text(text), encoding="utf-8")
     (dest_dir / "accuracy.txt").write_text(with_hash(accuracy_txt or "", digest), encoding="utf-8")

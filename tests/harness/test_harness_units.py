@@ -72,8 +72,8 @@ def test_digest_cache_hashes_each_file_once(tmp_path, monkeypatch):
     big = tmp_path / "model.onnx"
     big.write_bytes(b"x" * 100_000)
     calls = []
-    real = digest._hash_file
-    monkeypatch.setattr(digest, "_hash_file", lambda p: calls.append(p) or real(p))
+    real = digest.hash_file
+    monkeypatch.setattr(digest, "hash_file", lambda p: calls.append(p) or real(p))
     first = digest.file_sha256(big)
     assert digest.file_sha256(big) == first and len(calls) == 1
     big.write_bytes(b"y" * 100_001)
