@@ -6,18 +6,19 @@
 
 A node record is what `python -m fleet.harness tune` wrote into its OUT/tuning.json (chosen
 settings, the RunSpec.tuning values, every trial). `store_run` files the records of a
-`fleet tune` run; scenarios tuned again replace theirs, the others are kept only while the
-node's host-facts digest is unchanged. `apply_stored` turns a `fleet run` plan into one spec
-per scenario carrying the stored values plus the digest they belong to, so a node whose
-machine changed since drops them itself (harness/tuning/guard.py); `after_tuned_run` then
-compares the digests the nodes reported and warns for each changed one.
+`fleet tune` run (a resume: only the jobs it tuned again); scenarios tuned again replace
+theirs, the others are kept only while the node's host-facts digest is unchanged.
+`apply_stored` turns a `fleet run` plan into one spec per scenario carrying the stored
+values plus the digest they belong to, so a node whose machine changed since drops them
+itself (harness/tuning/guard.py); `after_tuned_run` then compares the digests the nodes
+reported and warns for each changed one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -73,15 +74,23 @@ class Stored:
     failed: list[tuple[str, str, str, str]] = field(default_factory=list)  # + why
 
 
-def store_run(run_dir: Path, state: RunState, inventory: Inventory, root: Path) -> Stored:
-    """File each node's tuning from raw/<host>/tuning.json under root/<system>/<task>.json."""
+def store_run(run_dir: Path, state: RunState, inventory: Inventory, root: Path,
+              jobs: Collection[str] | None = None) -> Stored:
+    """File each node's tuning from raw/<host>/tuning.json under root/<system>/<task>.json.
+
+    `jobs`: only these job ids (a resumed run files what it tuned again and leaves the files of
+    the nodes that had succeeded untouched; another tune run may have replaced them since).
+    """
     out = Stored()
     for host in state.nodes:
+        mine = [job for job in state.jobs_of(host) if jobs is None or job.id in jobs]
+        if not mine:
+            continue
         node = inventory.node(host)
         data = _read(Path(run_dir) / "raw" / host / "tuning.json") or {}
         digest = data.get("facts_digest")
         tasks: dict[str, dict[str, Any]] = {}
-        for job in state.jobs_of(host):
+        for job in mine:
             rec = ((data.get("tasks") or {}).get(job.task) or {}).get(job.scenario)
             if job.status == OK and rec and rec.get("status") == "ok" and digest:
                 tasks.setdefault(job.task, {})[job.scenario] = rec
