@@ -44,6 +44,14 @@ def _check_tensor(kind: str, spec: TensorSpec, found, model: Path) -> None:
                            f"expected [N, {', '.join(map(str, spec.shape))}]".replace(", ]", "]"))
 
 
+def _task_inputs(task: Task, names: list[str], model: Path) -> tuple[TensorSpec, ...]:
+    """The task's inputs in the model's naming convention; one line when it accepts none of them."""
+    try:
+        return task.inputs_for(names)
+    except ValueError as exc:
+        raise HarnessError(f"model {model} does not fit the task: {' '.join(str(exc).split())}") from None
+
+
 # Largest batch worth trying per execution provider: CPU kernels stop gaining well before 32
 # while a batch's latency and memory keep growing.
 MAX_USEFUL_BATCH = {"cpu": 32, "cuda": 128, "tensorrt": 128}
@@ -99,9 +107,10 @@ class OnnxRuntimeBackend:
         self.max_useful_batch = MAX_USEFUL_BATCH[ep]
         inputs = {i.name: i for i in self._session.get_inputs()}
         outputs = {o.name: o for o in self._session.get_outputs()}
-        for spec in task.inputs:
+        specs = _task_inputs(task, list(inputs), model)
+        for spec in specs:
             _check_tensor("input", spec, inputs.get(spec.name), model)
-        extra = sorted(set(inputs) - {s.name for s in task.inputs})
+        extra = sorted(set(inputs) - {s.name for s in specs})
         if extra:
             raise HarnessError(f"model {model} does not fit the task: unexpected input(s) {', '.join(extra)}")
         for spec in task.outputs:

@@ -8,7 +8,9 @@ class. A new task is one module in `fleet/harness/tasks/` registered in `tasks/_
 Lifecycle, as the harness drives it for one run:
 
 1. `task = TaskClass()`; the class attributes describe it (`name`, `rules_model`,
-   `max_batch_size`, `inputs`, `outputs`, `response_dtype`).
+   `max_batch_size`, `inputs`, `outputs`, `response_dtype`). The backend checks the model
+   against `task.inputs_for(its input names)` (the inputs, in the model's naming convention
+   where a task accepts several) and `outputs`.
 2. `task.open(dataset_dir, cache_dir)` reads the dataset's index, checks that every file it
    names exists (a missing or unreadable file is a HarnessError naming it, never a silent
    index shift: QSL index i must stay dataset item i), and preprocesses everything into a
@@ -38,7 +40,7 @@ with the accuracy run's (the official `--dtype` of verify_accuracy.py).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -73,7 +75,7 @@ class Task(ABC):
     name: ClassVar[str]  # fleet task name, e.g. "resnet50"
     rules_model: ClassVar[str]  # submission model name in rules.MODELS, e.g. "resnet"
     max_batch_size: ClassVar[int | None] = None  # None: any; 1 for fixed-batch models
-    inputs: ClassVar[tuple[TensorSpec, ...]]
+    inputs: tuple[TensorSpec, ...]  # the class's default; inputs_for may pick another per instance
     outputs: ClassVar[tuple[TensorSpec, ...]]  # the outputs postprocess needs
     response_dtype: ClassVar[str] = "float32"
 
@@ -89,6 +91,17 @@ class Task(ABC):
     @abstractmethod
     def dataset_files(self, dataset_dir: Path) -> list[Path]:
         """Every file the dataset digest covers (index files and samples), in a stable order."""
+
+    def inputs_for(self, model_input_names: Collection[str]) -> tuple[TensorSpec, ...]:
+        """The inputs to feed a model whose graph inputs have these names, which become `inputs`.
+
+        Some models come as exports that name the same inputs differently (BERT fp32 and
+        fake-quant int8); a task that accepts several conventions picks the model's here, and
+        its QSL arrays, load_sample and feeds use those names from then on. It raises
+        ValueError, one line naming the expected names, for a model that matches none. By
+        default a task has one convention and the backend's model check names what is missing.
+        """
+        return self.inputs
 
     @abstractmethod
     def load_sample(self, index: int) -> dict[str, np.ndarray]:
