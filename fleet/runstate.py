@@ -119,17 +119,20 @@ class RunState:
     def load(cls, path: Path) -> RunState:
         data = read_json(path, RunStateError, missing="{path} does not exist: not a fleet run directory",
                          invalid="{path} is corrupt ({exc}); cannot resume")
-        if data.get("version") != RUNSTATE_VERSION:
-            found = data.get("version")
+        if not isinstance(data, dict) or data.get("version") != RUNSTATE_VERSION:
+            found = data.get("version") if isinstance(data, dict) else None
             raise RunStateError(f"{path} has run.json version {found}; expected {RUNSTATE_VERSION}")
-        return cls(
-            run_id=data["run_id"],
-            settings=data["settings"],
-            specs=data["specs"],
-            jobs={k: JobState.from_dict(v) for k, v in data["jobs"].items()},
-            nodes={k: NodeState.from_dict(v) for k, v in data["nodes"].items()},
-            created=data.get("created", now()),
-            updated=data.get("updated", now()),
-            attempts=data.get("attempts", []),
-            path=Path(path),
-        )
+        try:
+            return cls(
+                run_id=data["run_id"],
+                settings=data["settings"],
+                specs=data["specs"],
+                jobs={k: JobState.from_dict(v) for k, v in data["jobs"].items()},
+                nodes={k: NodeState.from_dict(v) for k, v in data["nodes"].items()},
+                created=data.get("created", now()),
+                updated=data.get("updated", now()),
+                attempts=data.get("attempts", []),
+                path=Path(path),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise RunStateError(f"{path} is corrupt (no usable {exc}); cannot resume") from None

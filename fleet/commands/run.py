@@ -152,6 +152,9 @@ def _resume(args: argparse.Namespace) -> tuple[RunState, RunSettings, object]:
         raise ConfigError(
             "--resume reruns a run as it was planned; drop --task/--scenario/--inventory/--artifacts"
         )
+    if (run_dir / "tune.json").exists():
+        raise ConfigError(f"{run_dir} is a tuning run: resume it with fleet tune --runs-dir "
+                          f"{run_dir.parent} --resume {run_dir.name}")
     state = RunState.load(run_dir / "run.json")
     settings = RunSettings.from_dict(state.settings)
     settings.runs_dir = str(run_dir.parent.resolve())

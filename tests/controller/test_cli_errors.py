@@ -50,3 +50,28 @@ def test_resume_of_unknown_run(tmp_path: Path):
     assert proc.stderr.strip().splitlines() == [
         f"fleet: error: no run 'nope': {tmp_path}/nope/run.json does not exist"
     ]
+
+
+@pytest.mark.parametrize(
+    "run_json, extra, message",
+    [
+        ('{"version": 1}', None, "is corrupt (no usable 'run_id'); cannot resume"),
+        ("[1, 2]", None, "has run.json version None"),
+        ('{"version": 1}', "tune.json", "is a tuning run: resume it with fleet tune"),
+    ],
+)
+def test_resume_of_a_run_that_cannot_be_resumed(tmp_path: Path, run_json, extra, message):
+    run_dir = tmp_path / "r1"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(run_json)
+    if extra:
+        (run_dir / extra).write_text("{}")
+    before = sorted(p.name for p in run_dir.iterdir())
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet.cli", "run", "--runs-dir", str(tmp_path), "--resume", "r1"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fleet: error: ") and message in lines[0], proc.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == before
