@@ -5,9 +5,9 @@ Dataset: the ImageNet validation layout the reference reads, `DIR/val_map.txt` w
 Preprocessing is the reference `pre_process_vgg` (profile resnet50-onnxruntime): cv2 decode
 (BGR, 3 channels even for grey JPEGs) -> RGB, aspect-preserving INTER_AREA resize to short
 side 256, center crop 224, float32 minus the RGB means [123.68, 116.78, 103.94], HWC->CHW.
-Each image is preprocessed once into `<cache>/NCHW/<path>.npy`. The model's `ArgMax:0`
-(1001 classes, 0 = background) minus one is the label; the response is that label as one
-float32, as the reference harness sends it.
+Each image is preprocessed once into `<cache>/vgg-v1/NCHW/<path>.npy` (PREPROCESS_VERSION).
+The model's `ArgMax:0` (1001 classes, 0 = background) minus one is the label; the response
+is that label as one float32, as the reference harness sends it.
 """
 
 from __future__ import annotations
