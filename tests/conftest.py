@@ -1,4 +1,5 @@
-"""Shared fixtures: real OpenSSH test nodes in network namespaces (tests/testnodes.py).
+"""Shared fixtures: real OpenSSH test nodes in network namespaces (tests/testnodes.py), and
+synthetic assets made once per session (tests/harnessenv.py).
 
 `testnodes` brings up three nodes once per test session (node1 `edge` with a 50 % CPU
 quota, node2 and node3 `datacenter`) and tears them down at the end. It needs root,
@@ -15,6 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harnessenv import AssetShelf
 from testnodes import TestNodes, free_slot, why_unavailable
 
 
@@ -28,3 +30,9 @@ def testnodes() -> Iterator[TestNodes]:
         yield nodes
     finally:
         nodes.down()
+
+
+@pytest.fixture(scope="session")
+def asset_shelf(tmp_path_factory: pytest.TempPathFactory) -> AssetShelf:
+    """Here, not in a directory's conftest, so harness and tuning tests share what they both use."""
+    return AssetShelf(tmp_path_factory)

@@ -8,45 +8,30 @@ Digest and preprocessing caches live in the session's temp dir, never in the use
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from harness_helpers import PACED_BATCH, PACED_QPS, Assets, Faults, PacedBackend, make_harness
+from harness_helpers import PACED_BATCH, PACED_QPS, Faults, PacedBackend, make_harness
+from harnessenv import Assets, AssetShelf, isolated_caches_fixture
 
 from fleet.harness.runner import Harness, RunContext
 from fleet.harness.spec import Tuning
-from fleet.harness.synthetic import synthesize
 
 SAMPLES = 64
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _harness_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    base = tmp_path_factory.mktemp("harness-env")
-    saved = {k: os.environ.get(k) for k in ("FLEET_DIGEST_CACHE", "FLEET_CACHE_DIR", "OPENBLAS_NUM_THREADS")}
-    os.environ["FLEET_DIGEST_CACHE"] = str(base / "digests.json")
-    os.environ["FLEET_CACHE_DIR"] = str(base / "preprocessed")
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+_harness_env = isolated_caches_fixture("harness", OPENBLAS_NUM_THREADS="1")
 
 
 @pytest.fixture(scope="session")
-def full_assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
-    root = tmp_path_factory.mktemp("assets-full")
-    return Assets(root, synthesize("resnet50", root, SAMPLES, seed=0, variant="full"))
+def full_assets(asset_shelf: AssetShelf) -> Assets:
+    return asset_shelf.get("resnet50", SAMPLES, variant="full")
 
 
 @pytest.fixture(scope="session")
-def small_assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
-    root = tmp_path_factory.mktemp("assets-small")
-    return Assets(root, synthesize("resnet50", root, SAMPLES, seed=0, variant="small"))
+def small_assets(asset_shelf: AssetShelf) -> Assets:
+    return asset_shelf.get("resnet50", SAMPLES, variant="small")
 
 
 @pytest.fixture(scope="session")

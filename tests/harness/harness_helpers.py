@@ -8,23 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harnessenv import Assets, WrappedBackend
 
 from fleet.harness.runner import Harness, RunContext
 from fleet.harness.spec import RunSpec, Tuning
-
-
-@dataclass(frozen=True)
-class Assets:
-    root: Path
-    marker: dict[str, Any]
-
-    @property
-    def model(self) -> Path:
-        return self.root / "resnet50_v1.onnx"
-
-    @property
-    def dataset(self) -> Path:
-        return self.root / "imagenet"
 
 
 def make_harness(assets: Assets, out: Path, scenarios: list[str], modes: list[str], **kwargs: Any) -> Harness:
@@ -50,15 +37,13 @@ class Faults:
     slow_in: set[str] = field(default_factory=set)  # 1.5x slower
 
 
-class PacedBackend:
+class PacedBackend(WrappedBackend):
     """Real inference padded to a fixed time per batch, plus the faults a test asks for."""
 
     def __init__(self, inner: Any, ctx: RunContext, faults: Faults) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.ctx = ctx
         self.faults = faults
-        self.name, self.threads = inner.name, inner.threads
-        self.execution_provider, self.needs_feed = inner.execution_provider, True
         self._cache: dict[bytes, dict[str, np.ndarray]] = {}
 
     def run(self, feed: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
@@ -79,9 +64,3 @@ class PacedBackend:
         if left > 0:
             time.sleep(left)
         return out
-
-    def versions(self) -> dict[str, str]:
-        return self.inner.versions()
-
-    def close(self) -> None:
-        self.inner.close()

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import numpy as np
+from harnessenv import WrappedBackend
 
 from fleet.harness.runner import RunContext
 from fleet.harness.tasks import get_task
@@ -17,27 +18,20 @@ PER_BATCH_S = 0.002
 PER_SAMPLE_S = 0.002
 
 
-class SleepBackend:
+class SleepBackend(WrappedBackend):
     """Answers with fixed outputs after PER_BATCH_S + n x PER_SAMPLE_S."""
 
-    def __init__(self, inner: Any, ctx: RunContext) -> None:
-        self.inner = inner
-        self.name, self.threads, self.execution_provider = inner.name, inner.threads, inner.execution_provider
-        self.needs_feed = False
-        self._task = get_task(ctx.task)
-
+    needs_feed = False
     per_batch_s = PER_BATCH_S
     per_sample_s = PER_SAMPLE_S
+
+    def __init__(self, inner: Any, ctx: RunContext) -> None:
+        super().__init__(inner)
+        self._task = get_task(ctx.task)
 
     def run(self, feed: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
         time.sleep(self.per_batch_s + self.per_sample_s * n)
         return self._task.null_outputs(n)
-
-    def versions(self) -> dict[str, str]:
-        return self.inner.versions()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class RetinaSleepBackend(SleepBackend):
