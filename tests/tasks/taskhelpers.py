@@ -9,27 +9,31 @@ a few milliseconds; the pace leaves room for a busy machine).
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harnessenv import WrappedBackend
 
+from fleet.harness.cli import main
+from fleet.harness.rules import v3_1 as rules
 from fleet.harness.runner import Harness, RunContext
 from fleet.harness.spec import RunSpec, Tuning
+from fleet.harness.synthetic import MARKER
 
 
-class PacedBackend:
+class PacedBackend(WrappedBackend):
     """Real inference, in Offline padded to `pace_s` per sample; corrupts outputs in some modes."""
 
     def __init__(self, inner: Any, ctx: RunContext, pace_s: float, corrupt: dict[str, Any]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.ctx = ctx
         self.pace_s = pace_s if ctx.scenario == "Offline" else 0.0
         self.corrupt = corrupt
-        self.name, self.threads = inner.name, inner.threads
-        self.execution_provider, self.needs_feed = inner.execution_provider, True
 
     def run(self, feed: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
         start = time.perf_counter()
@@ -40,12 +44,6 @@ class PacedBackend:
         if left > 0:
             time.sleep(left)
         return out
-
-    def versions(self) -> dict[str, str]:
-        return self.inner.versions()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def make_harness(
@@ -74,3 +72,46 @@ def make_harness(
 def paced(pace_s: float, corrupt: dict[str, Any] | None = None):
     """A wrap_backend for Harness: Offline paced, `corrupt[mode](outputs)` applied in that mode."""
     return lambda inner, ctx: PacedBackend(inner, ctx, pace_s, corrupt or {})
+
+
+def required_scenarios(model: str) -> tuple[str, ...]:
+    """Every scenario some category requires of `model`, sorted."""
+    return tuple(sorted({s for scens in rules.MODELS[model].required_scenarios.values() for s in scens}))
+
+
+def synth(task: str, root: Path) -> tuple[Path, dict[str, Any]]:
+    """Assets made as a user makes them (`python -m fleet.harness synth`), and their marker."""
+    assert main(["synth", "--task", task, "--out", str(root)]) == 0
+    return root, json.loads((root / MARKER).read_text())
+
+
+def run_scenarios(task: str, assets: tuple[Path, dict[str, Any]], out: Path, scenarios: Sequence[str],
+                  pace_s: float) -> dict[str, Any]:
+    """Performance and accuracy of each scenario on one harness: {"out", "entries": {(s, m): entry}}.
+
+    Offline is paced (its sample count must cover min_duration whatever the load); the other
+    scenarios run at the model's own speed, planned from the harness's measurement.
+    """
+    harness = make_harness(task, *assets, out, list(scenarios), ["performance", "accuracy"],
+                           tuning=Tuning(offline_expected_qps=1 / pace_s), wrap_backend=paced(pace_s))
+    entries = {(s, m): harness.run_one(s, m) for s in scenarios for m in ("performance", "accuracy")}
+    harness.backend.close()
+    return {"out": out, "entries": entries}
+
+
+def cpu_session(model: Path) -> Any:
+    """An onnxruntime CPU session with one intra-op thread (two spin against other tests' load)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+def log_entries(payloads: list[bytes], order: list[int] | None = None) -> list[dict]:
+    """An accuracy log answering sample n with payloads[order[n]] (the identity by default)."""
+    order = order if order is not None else list(range(len(payloads)))
+    return [
+        {"seq_id": n, "qsl_idx": q, "data": payloads[i].hex().upper()}
+        for n, (q, i) in enumerate(zip(range(len(payloads)), order, strict=True))
+    ]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from taskhelpers import cpu_session, log_entries
 
 from fleet.harness.accuracy import squad as acc
 from fleet.harness.rules.v3_1 import MODELS
@@ -41,9 +42,7 @@ def built(assets: tuple[Path, Path]):
 
 @pytest.fixture(scope="module")
 def session(assets: tuple[Path, Path]) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(str(assets[0]), options, providers=["CPUExecutionProvider"])
+    return cpu_session(assets[0])
 
 
 def run_features(session: ort.InferenceSession, features, batch: int) -> list[bytes]:
@@ -53,11 +52,6 @@ def run_features(session: ort.InferenceSession, features, batch: int) -> list[by
         start, end = session.run(list(bert_io.OUTPUT_NAMES), bert_io.make_feed(features, idx))
         payloads.extend(bert_io.response_payloads(start, end))
     return payloads
-
-
-def entries_for(payloads: list[bytes], order: list[int] | None = None) -> list[dict]:
-    order = order if order is not None else list(range(len(payloads)))
-    return [{"seq_id": q, "qsl_idx": q, "data": payloads[i].hex().upper()} for q, i in enumerate(order)]
 
 
 def tiny_vocab(tmp_path: Path, words: list[str]) -> Path:
@@ -250,7 +244,7 @@ def test_correct_order_scores_the_teacher_f1(
 ) -> None:
     _, _, features = built
     log = tmp_path / "mlperf_log_accuracy.json"
-    log.write_text(json.dumps(entries_for(run_features(session, features, batch))))
+    log.write_text(json.dumps(log_entries(run_features(session, features, batch))))
     result = acc.score_accuracy_log(log, assets[1] / "dev-v1.1.json", assets[1] / "vocab.txt")
     assert result.text == '{"exact_match": 100.0, "f1": 100.0}\n'
     metric = MODELS["bert-99.9"].accuracy[0]
@@ -262,7 +256,7 @@ def test_misordered_or_misdecoded_logits_lose_the_f1(session: ort.InferenceSessi
     payloads = run_features(session, features, 8)
     n = len(payloads)
     shifted = acc.score_entries(
-        entries_for(payloads, [(i + 1) % n for i in range(n)]), data, examples, features
+        log_entries(payloads, [(i + 1) % n for i in range(n)]), data, examples, features
     )
     assert shifted.f1 < 50.0
 
@@ -270,16 +264,16 @@ def test_misordered_or_misdecoded_logits_lose_the_f1(session: ort.InferenceSessi
         return np.ascontiguousarray(np.frombuffer(p, np.float32).reshape(384, 2).T).tobytes()
 
     assert (
-        acc.score_entries(entries_for([transposed(p) for p in payloads]), data, examples, features).f1 < 50.0
+        acc.score_entries(log_entries([transposed(p) for p in payloads]), data, examples, features).f1 < 50.0
     )
-    reversed_batch = acc.score_entries(entries_for(payloads, list(range(n))[::-1]), data, examples, features)
+    reversed_batch = acc.score_entries(log_entries(payloads, list(range(n))[::-1]), data, examples, features)
     assert reversed_batch.f1 < 50.0
 
 
 def test_subset_logs_answer_only_their_questions(session: ort.InferenceSession, built) -> None:
     data, examples, features = built
     payloads = run_features(session, features, 8)
-    result = acc.score_entries(entries_for(payloads)[:3], data, examples, features)
+    result = acc.score_entries(log_entries(payloads)[:3], data, examples, features)
     answered = [p for p in result.predictions.values() if p.text != acc.EMPTY_PREDICTION]
     assert 1 <= len(answered) <= 3 and result.f1 < 50.0
 

@@ -10,45 +10,26 @@ from typing import Any
 
 import numpy as np
 import pytest
-from taskhelpers import make_harness, paced
+from taskhelpers import make_harness, paced, required_scenarios, run_scenarios, synth
 
-from fleet.harness.cli import main
 from fleet.harness.rules import v3_1 as rules
 from fleet.harness.spec import Tuning
-from fleet.harness.synthetic import MARKER
 
 pytestmark = pytest.mark.timeout(900)  # a hung LoadGen run fails instead of stalling CI
 
 TASK = "retinanet"
-SCENARIOS = tuple(sorted({s for scens in rules.MODELS[TASK].required_scenarios.values() for s in scens}))
+SCENARIOS = required_scenarios(TASK)
 PACE_S = 0.15  # per image in Offline runs (a busy 2-core node needs up to ~100 ms)
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    root = tmp_path_factory.mktemp("retinanet-assets")
-    assert main(["synth", "--task", TASK, "--out", str(root)]) == 0
-    return root, json.loads((root / MARKER).read_text())
+    return synth(TASK, tmp_path_factory.mktemp("retinanet-assets"))
 
 
 @pytest.fixture(scope="module")
 def runs(assets: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("retinanet-runs")
-    # Offline paced (its sample count must cover min_duration whatever the load); the other
-    # scenarios run at the model's own speed, planned from the harness's measurement.
-    tuning = Tuning(offline_expected_qps=1 / PACE_S)
-    harness = make_harness(
-        TASK,
-        *assets,
-        out,
-        list(SCENARIOS),
-        ["performance", "accuracy"],
-        tuning=tuning,
-        wrap_backend=paced(PACE_S),
-    )
-    entries = {(s, m): harness.run_one(s, m) for s in SCENARIOS for m in ("performance", "accuracy")}
-    harness.backend.close()
-    return {"out": out, "entries": entries}
+    return run_scenarios(TASK, assets, tmp_path_factory.mktemp("retinanet-runs"), SCENARIOS, PACE_S)
 
 
 def test_synth_writes_a_marked_teacher_labelled_set(assets: tuple[Path, dict[str, Any]]) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from taskhelpers import cpu_session, log_entries
 
 from fleet.harness.accuracy.openimages import score_accuracy_log, score_entries
 from fleet.harness.rules.v3_1 import MODELS
@@ -31,9 +32,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def session(assets: tuple[Path, Path]) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(str(assets[0]), options, providers=["CPUExecutionProvider"])
+    return cpu_session(assets[0])
 
 
 def run_images(session: ort.InferenceSession, root: Path, load=openimages.load_image) -> list[bytes]:
@@ -43,14 +42,6 @@ def run_images(session: ort.InferenceSession, root: Path, load=openimages.load_i
         outputs = session.run(list(retinanet_io.OUTPUT_NAMES), retinanet_io.make_feed(load(image.path)))
         payloads.append(retinanet_io.response_payload(idx, outputs))
     return payloads
-
-
-def log_entries(payloads: list[bytes], order: list[int] | None = None) -> list[dict]:
-    order = order if order is not None else list(range(len(payloads)))
-    return [
-        {"seq_id": n, "qsl_idx": q, "data": payloads[i].hex().upper()}
-        for n, (q, i) in enumerate(zip(range(len(payloads)), order, strict=True))
-    ]
 
 
 def test_dataset_has_the_official_layout(assets: tuple[Path, Path]) -> None:
