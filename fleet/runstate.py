@@ -119,8 +119,10 @@ class RunState:
     def load(cls, path: Path) -> RunState:
         data = read_json(path, RunStateError, missing="{path} does not exist: not a fleet run directory",
                          invalid="{path} is corrupt ({exc}); cannot resume")
-        if not isinstance(data, dict) or data.get("version") != RUNSTATE_VERSION:
-            found = data.get("version") if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            raise RunStateError(f"{path} is corrupt (not a JSON object); cannot resume")
+        if data.get("version") != RUNSTATE_VERSION:
+            found = data.get("version")
             raise RunStateError(f"{path} has run.json version {found}; expected {RUNSTATE_VERSION}")
         try:
             return cls(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -264,6 +265,25 @@ class TestNodes:
                     os.kill(pid, signal.SIGKILL)
         node.pidfile.unlink(missing_ok=True)
 
+    def run_losing(self, name: str, argv: list[str], pidfile: Path, env: dict[str, str] | None = None,
+                   timeout: float = 600) -> subprocess.CompletedProcess:
+        """Run a fleet command and stop node `name` while its harness runs; start it again after.
+
+        `pidfile` is the one the bench role writes for the node's job: the node is cut off
+        mid-benchmark, not before it began.
+        """
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            if not harness_alive(pidfile, proc, timeout=300):
+                raise AssertionError(f"{name}'s harness never started")
+            self.stop(name)
+            out, err = proc.communicate(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            self.start(name)
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
     def down(self) -> None:
         for node in self.nodes:
             pids = _netns_pids(node.netns)
@@ -311,6 +331,25 @@ fleet_system:
   host_networking_topology: one Linux bridge
   cooling: shared with the test machine
 """
+
+
+def harness_alive(pidfile: Path, proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait until the harness process named in `pidfile` is alive (False if `proc` ends first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if b"fleet.harness" in Path(f"/proc/{int(pidfile.read_text())}/cmdline").read_bytes():
+                return True
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under root: what "left byte-identical" is checked against."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in root.rglob("*") if p.is_file()}
 
 
 def why_unavailable() -> str | None:

@@ -156,7 +156,10 @@ def _resume(args: argparse.Namespace) -> tuple[RunState, RunSettings, object]:
         raise ConfigError(f"{run_dir} is a tuning run: resume it with fleet tune --runs-dir "
                           f"{run_dir.parent} --resume {run_dir.name}")
     state = RunState.load(run_dir / "run.json")
-    settings = RunSettings.from_dict(state.settings)
+    try:
+        settings = RunSettings.from_dict(state.settings)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise RunStateError(f"{run_dir / 'run.json'} is corrupt (settings: {exc!r}); cannot resume") from None
     settings.runs_dir = str(run_dir.parent.resolve())
     inventory = load_inventory(settings.inventory)
     missing = sorted(set(state.nodes) - {n.name for n in inventory})

@@ -56,7 +56,10 @@ def test_resume_of_unknown_run(tmp_path: Path):
     "run_json, extra, message",
     [
         ('{"version": 1}', None, "is corrupt (no usable 'run_id'); cannot resume"),
-        ("[1, 2]", None, "has run.json version None"),
+        ("[1, 2]", None, "is corrupt (not a JSON object); cannot resume"),
+        ('{"version": 7}', None, "has run.json version 7; expected 1"),
+        ('{"version": 1, "run_id": "r1", "settings": [], "specs": {}, "jobs": {}, "nodes": {}}', None,
+         "is corrupt (settings: AttributeError"),
         ('{"version": 1}', "tune.json", "is a tuning run: resume it with fleet tune"),
     ],
 )

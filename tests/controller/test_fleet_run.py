@@ -7,17 +7,16 @@ per session; later tests reuse them (provision and deploy are then skipped on th
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
+from testnodes import tree_digest
 
 from fleet.config import RunSettings, validate
 from fleet.harness.spec import RunSpec
@@ -55,14 +54,6 @@ def full_run(testnodes, fleet_cache, tmp_path_factory):
     proc = fleet("run", "--inventory", str(testnodes.inventory), "--task", "resnet50", "--profile", "smoke",
                  "--runs-dir", str(runs), "--run-id", "full", *SMALL, cache=fleet_cache)  # fmt: skip
     return proc, runs / "full"
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in root.rglob("*")
-        if p.is_file()
-    }
 
 
 def test_full_run_collects_valid_results_from_every_node(full_run):
@@ -150,20 +141,6 @@ def test_retinanet_run_merges_into_a_tree_that_passes_fleet_check(full_run, test
         assert check.returncode == 1 and "retinanet/Server" in check.stdout
 
 
-def harness_running(pidfile: Path, proc: subprocess.Popen, timeout: float) -> bool:
-    """Wait until the node's harness process (pid file written by the bench role) is alive."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            cmdline = Path(f"/proc/{int(pidfile.read_text())}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            cmdline = b""
-        if b"fleet.harness" in cmdline:
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_killed_node_fails_alone_and_resume_completes_it(full_run, testnodes, fleet_cache, tmp_path):
     assert full_run[0].returncode == 0
     env = fleet_cache
@@ -171,15 +148,8 @@ def test_killed_node_fails_alone_and_resume_completes_it(full_run, testnodes, fl
             "--runs-dir", str(tmp_path), "--run-id", "kill", *SMALL]  # fmt: skip
     run_json = tmp_path / "kill" / "run.json"
     pidfile = Path(testnodes.node("node2").workdir) / "runs" / "kill" / "specs" / "resnet50-Offline.pid"
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        assert harness_running(pidfile, proc, timeout=300), "node2's benchmark never started"
-        testnodes.stop("node2")  # mid-run: node2's harness is running right now
-        _out, err = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        testnodes.start("node2")
+    proc = testnodes.run_losing("node2", args, pidfile, env)  # node2's sshd dies mid-benchmark
+    err = proc.stderr
     assert proc.returncode == 1, err[-3000:]
     assert err.strip().splitlines()[-1].startswith("fleet: 1 of 3 jobs failed")
     state = RunState.load(run_json)

@@ -6,17 +6,16 @@ by a scripted one); the last test loses a real sshd test node mid-bench and resu
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testnodes import tree_digest
 
 from fleet import cli, orchestrate
 from fleet.commands import tune
@@ -63,7 +62,7 @@ def test_resume_refuses_plan_options(tmp_path: Path, capsys, extra: list[str], d
 
 @pytest.mark.parametrize("damage, message", [
     (lambda d: (d / "run.json").write_text("{not json"), "run.json is corrupt"),
-    (lambda d: (d / "run.json").write_text('{"version": 1}'), "run.json is corrupt (KeyError('run_id'))"),
+    (lambda d: (d / "run.json").write_text('{"version": 1}'), "run.json is corrupt (no usable 'run_id')"),
     (lambda d: (d / "run.json").write_text("[1]"), "run.json is corrupt"),
     (lambda d: (d / "tune.json").write_text("{"), "tune.json is corrupt"),
     (lambda d: (d / "tune.json").write_text('{"tune_file_version": 1, "commands": []}'),
@@ -205,24 +204,6 @@ def test_a_new_run_may_not_reuse_a_run_directory(tmp_path: Path, capsys) -> None
 # ----- on real sshd test nodes -------------------------------------------------------------
 
 
-def tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in root.rglob("*") if p.is_file()}
-
-
-def harness_started(pidfile: Path, proc: subprocess.Popen, timeout: float) -> bool:
-    """Wait until the node's harness (pid file written by the bench role) is alive."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if b"fleet.harness" in Path(f"/proc/{int(pidfile.read_text())}/cmdline").read_bytes():
-                return True
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.integration
 def test_lost_node_is_tuned_again_alone(testnodes, tmp_path: Path) -> None:
     """node2 loses its sshd while it tunes; --resume tunes node2 alone and node1's files stay."""
@@ -234,15 +215,8 @@ def test_lost_node_is_tuned_again_alone(testnodes, tmp_path: Path) -> None:
             "--scenario", "Offline", "--budget", "20s", "--safety-margin", "0.1", "--runs-dir", str(runs),
             "--run-id", "lost", *SMALL]
     pidfile = Path(testnodes.node("node2").workdir) / "runs" / "lost" / "specs" / "resnet50-Offline.pid"
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        assert harness_started(pidfile, proc, timeout=300), "node2's tuning never started"
-        testnodes.stop("node2")  # node2's harness is tuning right now
-        _out, err = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        testnodes.start("node2")
+    proc = testnodes.run_losing("node2", args, pidfile, env)  # node2's sshd dies while it tunes
+    err = proc.stderr
     assert proc.returncode == 1, err[-3000:]
     assert err.strip().splitlines()[-1] == (
         f"fleet: 1 of 2 jobs failed; redo them: fleet tune --runs-dir {runs} --resume lost")
