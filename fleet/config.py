@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fleet.errors import ConfigError
+from fleet.harness.jsonfile import from_known_fields
 from fleet.harness.rules import v3_1 as rules
 
 PROFILES = ("smoke", "submission")
@@ -58,8 +59,7 @@ class RunSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return from_known_fields(cls, data)
 
     @property
     def uses_synthetic(self) -> bool:

@@ -10,13 +10,13 @@ import json
 import os
 import tempfile
 import threading
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from fleet.errors import RunStateError
-from fleet.harness.jsonfile import read_json
+from fleet.harness.jsonfile import from_known_fields, read_json
 
 RUNSTATE_VERSION = 1
 PENDING, RUNNING, OK, FAILED = "pending", "running", "ok", "failed"
@@ -48,8 +48,7 @@ class JobState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobState:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return from_known_fields(cls, data)
 
 
 @dataclass
@@ -64,8 +63,7 @@ class NodeState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NodeState:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return from_known_fields(cls, data)
 
 
 @dataclass

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def read_json(path: Path, error: Callable[[str], Exception], missing: str, invalid: str,
@@ -26,3 +29,26 @@ def read_json(path: Path, error: Callable[[str], Exception], missing: str, inval
         raise error(missing.format(path=path, **names)) from None
     except json.JSONDecodeError as exc:
         raise error(invalid.format(path=path, exc=exc, **names)) from None
+
+
+def read_listing(path: Path, what: str, key: str, hint: str, fmt: str) -> dict[str, Any]:
+    """A dataset's JSON index (COCO annotations, SQuAD file) holding a list under `key`.
+
+    FileNotFoundError when it is missing, ValueError when it is not JSON or lacks the list:
+    the tasks turn those into the harness's one-line errors naming the file.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} not found (expected {hint})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise ValueError(f"{what} {path} has no {key!r} list (not {fmt} format)")
+    return data
+
+
+def from_known_fields(cls: type[T], data: dict[str, Any]) -> T:
+    """A dataclass from a dict, ignoring keys it lacks: a newer fleet may have written more."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in known})

@@ -9,12 +9,13 @@ is used, so listing a dataset works without it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fleet.harness.jsonfile import read_listing
 
 IMAGES_DIR = "validation/data"
 ANNOTATIONS_FILE = "annotations/openimages-mlperf.json"
@@ -37,16 +38,8 @@ def annotations_path(root: Path) -> Path:
 
 
 def read_annotations(root: Path) -> dict[str, Any]:
-    path = annotations_path(root)
-    if not path.is_file():
-        raise FileNotFoundError(f"OpenImages annotations {path} not found (expected ROOT/{ANNOTATIONS_FILE})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"OpenImages annotations {path} are not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise ValueError(f"OpenImages annotations {path} have no 'images' list (not COCO format)")
-    return data
+    return read_listing(annotations_path(root), "OpenImages annotations", "images",
+                        f"ROOT/{ANNOTATIONS_FILE}", "COCO")
 
 
 def list_images(root: Path, annotations: dict[str, Any] | None = None) -> list[OpenImage]:

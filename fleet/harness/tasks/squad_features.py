@@ -10,12 +10,13 @@ every word piece knows its original word (the reference tokenises word by word).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from fleet.harness.jsonfile import read_listing
 
 if TYPE_CHECKING:
     from tokenizers import BertWordPieceTokenizer
@@ -98,16 +99,7 @@ def read_squad_examples(data: dict[str, Any]) -> list[SquadExample]:
 
 
 def read_dataset(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"SQuAD file {path} not found (expected {DATASET_FILE})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"SQuAD file {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise ValueError(f"SQuAD file {path} has no 'data' list (not SQuAD v1.1 format)")
-    return data
+    return read_listing(Path(path), "SQuAD file", "data", DATASET_FILE, "SQuAD v1.1")
 
 
 def load_tokenizer(vocab_path: Path) -> BertWordPieceTokenizer:
