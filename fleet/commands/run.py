@@ -161,6 +161,8 @@ def _resume(args: argparse.Namespace) -> tuple[RunState, RunSettings, object]:
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise RunStateError(f"{run_dir / 'run.json'} is corrupt (settings: {exc!r}); cannot resume") from None
     settings.runs_dir = str(run_dir.parent.resolve())
+    if args.cache_dir:  # where the wheelhouses are may differ from the first attempt's machine
+        settings.cache_dir = str(Path(args.cache_dir).expanduser().resolve())
     inventory = load_inventory(settings.inventory)
     missing = sorted(set(state.nodes) - {n.name for n in inventory})
     if missing:

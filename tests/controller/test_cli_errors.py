@@ -78,3 +78,27 @@ def test_resume_of_a_run_that_cannot_be_resumed(tmp_path: Path, run_json, extra,
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fleet: error: ") and message in lines[0], proc.stderr
     assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_resume_takes_a_new_cache_dir_and_keeps_the_rest(tmp_path: Path):
+    import argparse
+
+    from fleet.commands.run import _resume
+    from fleet.config import RunSettings
+    from fleet.runstate import RunState
+
+    inv = tmp_path / "lab.ini"
+    inv.write_text(LAB)
+    run_dir = tmp_path / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    settings = RunSettings(inventory=str(inv), tasks=["resnet50"], cache_dir=str(tmp_path / "old-cache"))
+    RunState(run_id="r1", settings=settings.to_dict(), specs={}, jobs={}, nodes={}).save(run_dir / "run.json")
+
+    def resume(cache_dir: str) -> RunSettings:
+        args = argparse.Namespace(resume="r1", runs_dir=str(tmp_path / "runs"), task=[], scenario=[],
+                                  inventory=None, artifacts=None, cache_dir=cache_dir)
+        return _resume(args)[1]
+
+    assert resume("").cache_dir == str(tmp_path / "old-cache")
+    moved = resume(str(tmp_path / "new-cache"))
+    assert moved.cache_dir == str((tmp_path / "new-cache").resolve()) and moved.inventory == str(inv)
