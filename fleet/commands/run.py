@@ -19,7 +19,7 @@ from fleet.config import PROFILES, SYNTHETIC_VARIANTS, RunSettings, default_inve
 from fleet.errors import ConfigError, RunStateError
 from fleet.finish import after_collection
 from fleet.harness.rules import v3_1 as rules
-from fleet.inventory import load_inventory
+from fleet.inventory import Inventory, load_inventory
 from fleet.progress import Progress, print_summary
 from fleet.runstate import OK, RunState
 
@@ -156,17 +156,28 @@ def _resume(args: argparse.Namespace) -> tuple[RunState, RunSettings, object]:
         raise ConfigError(f"{run_dir} is a tuning run: resume it with fleet tune --runs-dir "
                           f"{run_dir.parent} --resume {run_dir.name}")
     state = RunState.load(run_dir / "run.json")
+    settings, inventory = reopen(run_dir, state, args.cache_dir)
+    return state, settings, inventory
+
+
+def reopen(run_dir: Path, state: RunState, cache_dir: str) -> tuple[RunSettings, Inventory]:
+    """The settings and inventory a resumed run (fleet run or tune) goes on with.
+
+    The run's own settings, with its runs folder where it lies now and a new --cache-dir if
+    one is given (the wheelhouse cache may have moved); one line when the saved settings are
+    unusable or a host of the run has left the inventory.
+    """
     try:
         settings = RunSettings.from_dict(state.settings)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise RunStateError(f"{run_dir / 'run.json'} is corrupt (settings: {exc!r}); cannot resume") from None
     settings.runs_dir = str(run_dir.parent.resolve())
-    if args.cache_dir:  # where the wheelhouses are may differ from the first attempt's machine
-        settings.cache_dir = str(Path(args.cache_dir).expanduser().resolve())
+    if cache_dir:
+        settings.cache_dir = str(Path(cache_dir).expanduser().resolve())
     inventory = load_inventory(settings.inventory)
     missing = sorted(set(state.nodes) - {n.name for n in inventory})
     if missing:
         raise ConfigError(
             f"hosts {', '.join(missing)} of run {state.run_id} are no longer in {settings.inventory}"
         )
-    return state, settings, inventory
+    return settings, inventory

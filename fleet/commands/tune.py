@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet import orchestrate, plan, tuning_store
+from fleet.commands.run import reopen
 from fleet.config import PROFILES, SYNTHETIC_VARIANTS, RunSettings, default_inventory, validate
 from fleet.errors import ConfigError, RunStateError
 from fleet.harness.errors import HarnessError
@@ -255,21 +256,9 @@ def _resume(args: argparse.Namespace) -> tuple[RunState, RunSettings, Inventory,
     run_json = run_dir / "run.json"
     if not run_json.exists():
         raise RunStateError(f"no run {args.resume!r}: {run_json} does not exist")
-    try:
-        state = RunState.load(run_json)
-        settings = RunSettings.from_dict(state.settings)
-    except (KeyError, TypeError, AttributeError) as exc:  # valid JSON, not a run.json
-        raise RunStateError(f"{run_json} is corrupt ({exc!r}); cannot resume") from None
+    state = RunState.load(run_json)
     tune = TuneFile.load(run_dir, state)
-    settings.runs_dir = str(run_dir.parent.resolve())
-    if args.cache_dir:
-        settings.cache_dir = str(Path(args.cache_dir).expanduser().resolve())
-    inventory = load_inventory(settings.inventory)
-    missing = sorted(set(state.nodes) - {n.name for n in inventory})
-    if missing:
-        raise ConfigError(
-            f"hosts {', '.join(missing)} of run {state.run_id} are no longer in {settings.inventory}"
-        )
+    settings, inventory = reopen(run_dir, state, args.cache_dir)
     return state, settings, inventory, run_dir, tune
 
 
