@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Protocol
 
 from fleet.errors import CollectError
+from fleet.harness.jsonfile import write_json
 from fleet.inventory import Node, SshTarget
 
 MANIFEST = "manifest.json"
@@ -290,7 +291,7 @@ def install(staging: Path, final: Path, rerun: set[tuple[str, str]]) -> None:
                 shutil.copytree(scen_dir, target, symlinks=True)
         merged = merge_manifests(_read_json(final / MANIFEST), _read_json(staging / MANIFEST), rerun)
         if merged is not None:
-            _write_json(staging / MANIFEST, merged)
+            write_json(staging / MANIFEST, merged)
     os.chmod(staging, 0o755)
     old = final.with_name(f".old-{final.name}")
     shutil.rmtree(old, ignore_errors=True)
@@ -329,7 +330,3 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

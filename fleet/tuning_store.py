@@ -17,12 +17,12 @@ reported and warns for each changed one.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from fleet.harness.jsonfile import write_json
 from fleet.harness.spec import RunSpec, Tuning
 from fleet.harness.tuning.digest import changed_fields, digest_fields, facts_digest
 from fleet.inventory import Inventory
@@ -53,9 +53,7 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 def _write(path: Path, data: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, data, default=str)
 
 
 def load(root: Path, system_name: str, task: str) -> dict[str, Any] | None:

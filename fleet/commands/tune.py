@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from dataclasses import asdict, dataclass, replace
@@ -29,6 +28,7 @@ from fleet.commands.run import reopen
 from fleet.config import PROFILES, SYNTHETIC_VARIANTS, RunSettings, default_inventory, validate
 from fleet.errors import ConfigError, RunStateError
 from fleet.harness.errors import HarnessError
+from fleet.harness.jsonfile import read_json, write_json
 from fleet.harness.spec import RunSpec
 from fleet.harness.tuning.options import SCENARIO_WEIGHT, TuneOptions
 from fleet.inventory import Inventory, load_inventory
@@ -116,11 +116,7 @@ class TuneFile:
     commands: dict[str, list[str]]
 
     def save(self, run_dir: Path) -> None:
-        path = Path(run_dir) / TUNE_FILE
-        tmp = path.with_name(f".{TUNE_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"tune_file_version": TUNE_FILE_VERSION, **asdict(self)}, indent=2) + "\n",
-                       encoding="utf-8")
-        os.replace(tmp, path)
+        write_json(Path(run_dir) / TUNE_FILE, {"tune_file_version": TUNE_FILE_VERSION, **asdict(self)})
 
     @classmethod
     def load(cls, run_dir: Path, state: RunState) -> TuneFile:
@@ -128,15 +124,16 @@ class TuneFile:
         path = Path(run_dir) / TUNE_FILE
         if not path.exists():
             raise RunStateError(_no_tune_file(path, state))
+        data = read_json(path, RunStateError, missing="{path} does not exist",
+                         invalid="{path} is corrupt ({exc}); cannot resume")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("tune_file_version") != TUNE_FILE_VERSION:
                 raise RunStateError(f"{path} has tune_file_version {data.get('tune_file_version')}; "
                                     f"expected {TUNE_FILE_VERSION}")
             commands = {str(k): [str(a) for a in v] for k, v in data["commands"].items()}
             numbers = [float(data[k]) for k in ("budget_s", "safety_margin", "trial_s")]
             tune = cls(*numbers, commands=commands)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RunStateError(f"{path} is corrupt ({exc!r}); cannot resume") from None
         missing = [j for j in state.jobs if (commands.get(j) or [""])[0] != "tune"]
         if missing:

@@ -1,4 +1,5 @@
-"""Read a JSON file someone wrote, turning "missing" and "not JSON" into the caller's own error.
+"""JSON files: read one someone wrote (turning "missing" and "not JSON" into the caller's own
+error), write one atomically.
 
 Here, not in the controller, because the node-side spec reader needs it and the harness package
 imports nothing from the controller; the controller's run.json and collected manifests use it too.
@@ -8,6 +9,8 @@ Standard library only.
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -29,6 +32,15 @@ def read_json(path: Path, error: Callable[[str], Exception], missing: str, inval
         raise error(missing.format(path=path, **names)) from None
     except json.JSONDecodeError as exc:
         raise error(invalid.format(path=path, exc=exc, **names)) from None
+
+
+def write_json(path: Path, data: Any, default: Callable[[Any], Any] | None = None) -> None:
+    """Indented JSON via a temp file and a rename: a reader, or the next run after a killed
+    writer, sees the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=default) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def read_listing(path: Path, what: str, key: str, hint: str, fmt: str) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import platform
 from collections.abc import Iterator
 from importlib import metadata
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet import __version__
+from fleet.harness.jsonfile import write_json
 from fleet.harness.rules import v3_1 as rules
 from fleet.harness.spec import MANIFEST_VERSION
 
@@ -84,6 +84,4 @@ def record_run(out: Path, entry: dict[str, Any], host: dict[str, Any], vers: dic
         runs.sort(key=_order)
         data = {"manifest_version": MANIFEST_VERSION, "round": rules.ROUND, "host": host,
                 "versions": vers, "runs": runs}
-        tmp = out / f".{MANIFEST}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, out / MANIFEST)
+        write_json(out / MANIFEST, data)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fleet.harness import manifest
+from fleet.harness.jsonfile import write_json
 from fleet.harness.rules import v3_1 as rules
 from fleet.harness.spec import RunSpec
 from fleet.harness.tuning.digest import digest_fields, facts_digest
@@ -87,9 +87,7 @@ def save(out: Path, spec: RunSpec, rec: dict[str, Any], host: dict[str, Any], ve
         data = {"tuning_version": TUNING_VERSION, "round": rules.ROUND, "facts_digest": digest,
                 "facts": digest_fields(host, versions), "hostname": host.get("hostname"),
                 "system_name": spec.system_name, "tasks": tasks}
-        tmp = out / f".{TUNING_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, out / TUNING_FILE)
+        write_json(out / TUNING_FILE, data, default=str)
     key, unit = HEADLINE[rec["scenario"]]
     tuned = rec.get("tuning") or {}
     finished = _now()

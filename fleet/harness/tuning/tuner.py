@@ -50,10 +50,6 @@ OFFLINE_HEADROOM = 1.3
 SERVER_KNOB_SHARE = 0.35
 # Share of an Offline/latency scenario's budget spent on knobs; the calibration run the rest.
 KNOB_SHARE = 0.7
-# Server knob trials accept a max batch whose batch time is at most this share of the latency
-# bound, as the untuned harness does: a query may wait for the batch in flight and then ride
-# in the next one (two batch times), and queueing needs the rest of the bound.
-SERVER_BATCH_SHARE = SERVER_BATCH_SHARE_OF_BOUND
 SERVER_START_FRACTION = 0.5  # first Server target: this fraction of the Offline rate
 SERVER_GROWTH = 1.5
 # One Server trial needs 459 queries; below the QPS where that takes this share of the
@@ -143,7 +139,7 @@ class ScenarioTuner:
         ladder = space.values["batch_size"]
         if self.scenario == "Offline" and not pins.batch_size:
             return self._space(first.calibrator.best_batch(ladder).batch)
-        limit = self.bound_s * SERVER_BATCH_SHARE if self.bound_s else None
+        limit = self.bound_s * SERVER_BATCH_SHARE_OF_BOUND if self.bound_s else None
         return self._space(first.calibrator.best_batch(ladder, limit).batch)
 
     # -- knob trials ------------------------------------------------------------------------
@@ -196,10 +192,10 @@ class ScenarioTuner:
                 note = f"trial {trial.n}"
                 if valid and self.scenario == "Server" and bound_s:
                     batch_s = int(settings.get("batch_size") or 1) / score
-                    if settings.get("batch_size", 1) > 1 and batch_s > bound_s * SERVER_BATCH_SHARE:
+                    if settings.get("batch_size", 1) > 1 and batch_s > bound_s * SERVER_BATCH_SHARE_OF_BOUND:
                         valid = False
                         trial.note = (f"batch takes {batch_s * 1e3:.1f} ms, over "
-                                      f"{SERVER_BATCH_SHARE:.0%} of the {bound_s * 1e3:g} ms bound")
+                                      f"{SERVER_BATCH_SHARE_OF_BOUND:.0%} of the {bound_s * 1e3:g} ms bound")
                         note += f" ({trial.note})"
             else:
                 batch = 1 if self.scenario == "SingleStream" else self._multistream_batch()
