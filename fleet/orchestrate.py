@@ -34,6 +34,7 @@ from fleet.ansible_driver import AnsibleDriver, StageResult
 from fleet.artifacts import StoredAssets, stage_task
 from fleet.config import RunSettings
 from fleet.errors import FleetError, RunStateError
+from fleet.harness.jsonfile import write_json
 from fleet.harness.spec import RunSpec
 from fleet.inventory import Inventory, Node
 from fleet.plan import Job, job_spec, jobs_of
@@ -442,7 +443,7 @@ class _Run:
             "system_overrides": dict(node.system_overrides),
             "facts": self.state.nodes[host].facts,
         }
-        collect_mod._write_json(folder / "node.json", data)
+        write_json(folder / "node.json", data)
 
     # ----- events -----------------------------------------------------------------------
     def _on_event(self, stage: str, event: dict[str, Any]) -> None:
