@@ -74,6 +74,18 @@ class RunSettings:
             base += list(rules.model_for_task(task).compliance_tests)
         return base
 
+    def synthetic_samples_for(self, task: str) -> int | None:
+        """Synthetic dataset size of `task`: as asked, else what the profile needs (None: the generator's).
+
+        The submission profile needs the task's performance sample count (rules table), so a
+        submission run on synthetic assets is sized for it without being told.
+        """
+        if self.synthetic_samples is not None:
+            return self.synthetic_samples
+        if self.profile == "submission":
+            return rules.model_for_task(task).performance_sample_count
+        return None
+
     def job_timeout_s(self) -> int:
         """Upper bound for one harness run of one scenario (the async limit on the node)."""
         if self.bench_timeout_s:
@@ -102,6 +114,16 @@ def validate(settings: RunSettings) -> RunSettings:
         raise ConfigError(f"--synthetic-variant must be one of {', '.join(SYNTHETIC_VARIANTS)}")
     if settings.synthetic_samples is not None and settings.synthetic_samples <= 0:
         raise ConfigError("--synthetic-samples must be positive")
+    sized = settings.synthetic_samples is not None and settings.uses_synthetic
+    if sized and settings.profile == "submission":
+        for task in settings.tasks:
+            need = rules.model_for_task(task).performance_sample_count
+            if settings.synthetic_samples < need:  # type: ignore[operator]
+                raise ConfigError(
+                    f"--synthetic-samples {settings.synthetic_samples} is below the {need} samples the "
+                    f"submission profile needs for {task} (its performance sample count); drop "
+                    "--synthetic-samples and fleet sizes each synthetic dataset itself"
+                )
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", settings.submitter):
         raise ConfigError(f"--submitter {settings.submitter!r}: use letters, digits, '.', '_' or '-'")
     if settings.artifacts and not settings.synthetic:

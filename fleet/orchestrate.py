@@ -288,9 +288,10 @@ class _Run:
                     )
                     self.assets.setdefault(host, {})[task] = (f"{d}/{a.model}", f"{d}/{a.dataset}")
                 else:
-                    d = f"{base}/{task}-synthetic-{s.synthetic_variant}-{s.synthetic_samples or 'default'}"
+                    samples = s.synthetic_samples_for(task)
+                    d = f"{base}/{task}-synthetic-{s.synthetic_variant}-{samples or 'default'}"
                     items.append({"task": task, "dir": d, "synthetic": True, "variant": s.synthetic_variant,
-                                  "samples": s.synthetic_samples})  # fmt: skip
+                                  "samples": samples})  # fmt: skip
             self.deploy_info[host]["assets"] = items
         for host in hosts:
             self.progress.stage(host, "assets")

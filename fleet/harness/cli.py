@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="make synthetic assets (no downloads)")
     synth.add_argument("--task", required=True)
     synth.add_argument("--out", type=Path, required=True)
-    synth.add_argument("--samples", type=int, default=None, help="dataset size (default 64)")
+    synth.add_argument("--samples", type=int, default=None,
+                       help="dataset size (default: a small set; the submission profile needs the rules' "
+                            "performance sample count, which fleet run asks for)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--variant", default="full", help="full (official topology) | small (1/16 channels)")
 

@@ -152,7 +152,8 @@ class Harness:
         need = self.model_rules.performance_sample_count
         if total < need and not self.profile.cap_performance_sample_count:
             raise HarnessError(f"the {self.profile.name} profile needs at least {need} samples for "
-                               f"{self.model_rules.name}; dataset {self.dataset} has {total}")
+                               f"{self.model_rules.name}; dataset {self.dataset} has {total} (synthetic "
+                               f"assets: make them with synth --samples {need})")
         self.performance_sample_count = min(need, total)
         # None: mlperf.conf's override applies unchanged.
         self.pscount_override = self.performance_sample_count if total < need else None

@@ -157,11 +157,23 @@ def test_plan_refuses_rule_violations(tmp_path, kw, error, message):
         ({"profile": "fast"}, "unknown profile 'fast'"),
         ({"submitter": "my org"}, "--submitter"),
         ({"artifacts": "/nonexistent/store"}, "is not a directory"),
+        ({"profile": "submission", "synthetic_samples": 64},
+         "--synthetic-samples 64 is below the 1024 samples the submission profile needs for resnet50"),
+        ({"profile": "submission", "tasks": ["retinanet", "bert-99"], "synthetic_samples": 1024},
+         "below the 10833 samples the submission profile needs for bert-99"),
     ],
 )
 def test_bad_settings(tmp_path, kw, message):
     with pytest.raises(ConfigError, match=message):
         settings(tmp_path / "x.ini", **kw)
+
+
+def test_synthetic_datasets_are_sized_for_the_profile(tmp_path):
+    sub = settings(tmp_path / "x.ini", profile="submission", tasks=["resnet50", "retinanet", "bert-99"])
+    assert [sub.synthetic_samples_for(t) for t in sub.tasks] == [1024, 64, 10833]
+    assert settings(tmp_path / "x.ini").synthetic_samples_for("resnet50") is None  # smoke: the generator's
+    asked = settings(tmp_path / "x.ini", profile="submission", synthetic_samples=2000)
+    assert asked.synthetic_samples_for("resnet50") == 2000
 
 
 def test_runstate_roundtrip(tmp_path):

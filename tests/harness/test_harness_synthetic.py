@@ -12,7 +12,7 @@ import pytest
 from fleet.harness import digest
 from fleet.harness.accuracy import imagenet as imagenet_accuracy
 from fleet.harness.errors import HarnessError
-from fleet.harness.synthetic import MARKER, imagenet, synthesize
+from fleet.harness.synthetic import MARKER, MAX_LABEL_COLLISION, imagenet, label_collision, synthesize
 from fleet.harness.tasks.resnet50 import preprocess_image, read_val_map
 
 
@@ -51,7 +51,7 @@ def test_marker_records_seed_variant_and_digests(small_assets):
     marker = json.loads((small_assets.root / MARKER).read_text())
     assert marker["seed"] == 0 and marker["variant"] == "small" and marker["samples"] == 64
     assert marker["model"]["sha256"] == digest.file_sha256(small_assets.model)
-    assert marker["distinct_labels"] * 2 >= marker["samples"]
+    assert marker["label_collision"] <= MAX_LABEL_COLLISION
 
 
 def test_dataset_is_imagenet_layout_with_varied_jpegs(small_assets):
@@ -78,7 +78,7 @@ def test_labels_are_the_models_own_top1_and_diverse(small_assets):
         pred = np.concatenate([sess.run(["ArgMax:0"], {"input_tensor:0": batch[i : i + size]})[0]
                                for i in range(0, len(batch), size)])
         assert np.array_equal(pred - 1, labels)
-    assert len(set(labels.tolist())) * 2 >= len(labels)
+    assert label_collision(labels.tolist()) <= MAX_LABEL_COLLISION
 
 
 def test_same_seed_same_assets(tmp_path, small_assets):
@@ -95,7 +95,7 @@ def test_refuses_a_dataset_without_diverse_labels(tmp_path):
         probs[:, 7] = 1.0
         return probs
 
-    with pytest.raises(HarnessError, match="distinct labels"):
+    with pytest.raises(HarnessError, match="share a label"):
         imagenet.make_dataset(tmp_path / "ds", 16, 0, one_class)
 
 

@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "fleet_synthetic.json"
+# Labels of a teacher-labelled set must be diverse at any size: the chance that two different
+# samples, drawn at random, carry the same label (what a shuffled sample order scores, about)
+# stays under this. A count of distinct labels cannot be met by a skewed teacher at 1024+
+# samples over 1000 classes; this bound can, and it still fails a one- or few-class teacher.
+MAX_LABEL_COLLISION = 0.05
 # task -> "module:function"; function(out: Path, samples: int | None, seed: int, variant: str)
 # makes the assets under `out` and returns the marker content (with "model"/"dataset" sha256s).
 REGISTRY: dict[str, str] = {
@@ -76,6 +81,17 @@ def seed_must_label(task: str, seed: int) -> Iterator[None]:
         from fleet.harness.errors import HarnessError
 
         raise HarnessError(f"synthetic {task} assets (seed {seed}): {exc}; try another --seed") from None
+
+
+def label_collision(labels: Iterable[Any]) -> float:
+    """P(two different samples drawn at random share a label): sum c(c-1) / n(n-1) over classes."""
+    from collections import Counter
+
+    counts = Counter(labels)
+    n = sum(counts.values())
+    if n < 2:
+        return 0.0
+    return sum(c * (c - 1) for c in counts.values()) / (n * (n - 1))
 
 
 def asset_marker(task: str, seed: int, variant: str, model: Path, dataset: Path,

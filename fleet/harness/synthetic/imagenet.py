@@ -9,8 +9,9 @@ decoding, preprocessing, sample order or post-processing loses accuracy.
 
 Labels are made robust and diverse: an image whose top-1 margin is too thin to survive
 float noise across batch sizes (or whose top class is the background index) is redrawn, and
-a dataset where fewer than half the samples carry distinct labels is refused, because then
-a shuffled sample order could still score well and a test could not fail.
+a dataset whose labels collide too often (two random samples share a label with a chance
+above MAX_LABEL_COLLISION) is refused, because then a shuffled sample order could still score
+well and a test could not fail. That bound holds at any size, 1024 samples included.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fleet.harness.errors import HarnessError
+from fleet.harness.synthetic import MAX_LABEL_COLLISION, label_collision
 from fleet.harness.tasks.resnet50 import VAL_MAP, preprocess_bgr, preprocess_image
 
 # log(p1) - log(p2) below this is redrawn: ~1000x the float noise between batch sizes.
@@ -124,10 +126,11 @@ def make_dataset(out: Path, samples: int, seed: int,
     if pending:
         raise HarnessError(f"synthetic dataset: {len(pending)} images kept a thin top-1 margin; "
                            "try another --seed")
-    distinct = len(set(labels.tolist()))
-    if distinct * 2 < samples:
-        raise HarnessError(f"synthetic dataset: only {distinct} distinct labels over {samples} samples "
-                           "(need at least half); try another --seed")
+    collision = label_collision(labels.tolist())
+    if collision > MAX_LABEL_COLLISION:
+        raise HarnessError(f"synthetic dataset: two samples share a label with chance {collision:.1%} "
+                           f"({len(set(labels.tolist()))} distinct labels over {samples} samples; "
+                           f"need at most {MAX_LABEL_COLLISION:.0%}); try another --seed")
     lines = "".join(f"{rel} {label}\n" for rel, label in zip(rels, labels, strict=True))
     (out / VAL_MAP).write_text(lines, encoding="utf-8")
     return labels

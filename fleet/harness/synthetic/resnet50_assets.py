@@ -7,7 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from fleet.harness.synthetic import asset_marker, check_variant, imagenet, resnet50, write_atomic
+from fleet.harness.synthetic import (
+    asset_marker,
+    check_variant,
+    imagenet,
+    label_collision,
+    resnet50,
+    write_atomic,
+)
 from fleet.harness.tasks.resnet50 import ResNet50
 
 MODEL_FILE = "resnet50_v1.onnx"
@@ -48,4 +55,5 @@ def make_resnet50_assets(out: Path, samples: int | None, seed: int, variant: str
     dataset = out / DATASET_DIR
     labels = imagenet.make_dataset(dataset, samples, seed, predict)
     return asset_marker("resnet50", seed, variant, model_path, dataset, ResNet50().dataset_files(dataset),
-                        samples=samples, distinct_labels=len(set(labels.tolist())))
+                        samples=samples, distinct_labels=len(set(labels.tolist())),
+                        label_collision=round(label_collision(labels.tolist()), 5))
