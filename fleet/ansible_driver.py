@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -213,17 +214,42 @@ class AnsibleDriver:
         shutil.rmtree(self.control_dir, ignore_errors=True)
 
 
+# Ansible's own words for "see the output": never the message when the node said more.
+_GENERIC = ("non-zero return code", "One or more items failed", "MODULE FAILURE", "")
+
+
 def _message(res: dict[str, Any]) -> str:
-    """One line saying why a task failed: msg, else stderr's last line, else rc."""
+    """One line saying why a task failed, in the node's own words where it gave any.
+
+    A loop's failure is its first failed item's (`item <label>: ...`), not Ansible's "One or
+    more items failed"; a command's is the last line it wrote to stderr (else stdout), not
+    "non-zero return code"; then msg, then the exit code.
+    """
+    items = res.get("results")
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict) and item.get("failed"):
+                label = item.get("_ansible_item_label", item.get("item"))
+                if isinstance(label, dict):
+                    label = label.get("task") or label.get("name") or json.dumps(label, sort_keys=True)[:80]
+                inner = _message(item)
+                return " ".join(f"item {label}: {inner}".split())[:500]
     msg = res.get("msg") or ""
-    stderr = (res.get("stderr") or "").strip()
-    if isinstance(msg, str) and msg and stderr:
-        msg = f"{msg}: {stderr.splitlines()[-1]}"
-    elif not msg and stderr:
-        msg = stderr.splitlines()[-1]
+    msg = msg if isinstance(msg, str) else json.dumps(msg)[:300]
+    said = _last_line(res.get("stderr")) or (_last_line(res.get("stdout")) if res.get("rc") else "")
+    if said and msg.strip() in _GENERIC:
+        msg = said
+    elif said and said not in msg:
+        msg = f"{msg}: {said}"
     elif not msg and res.get("rc") is not None:
         msg = f"exit code {res.get('rc')}"
     return " ".join(str(msg).split())[:500]
+
+
+def _last_line(text: Any) -> str:
+    """The last non-blank line of a command's output ("" for none)."""
+    lines = [ln for ln in str(text or "").splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else ""
 
 
 def _runner_failure(runner: Any, pdd: Path, ident: str) -> str:

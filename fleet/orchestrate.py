@@ -34,15 +34,27 @@ from fleet.ansible_driver import AnsibleDriver, StageResult
 from fleet.artifacts import StoredAssets, stage_task
 from fleet.config import RunSettings
 from fleet.errors import FleetError, RunStateError
+from fleet.harness.cli import EXIT_INFEASIBLE
 from fleet.harness.jsonfile import write_json
 from fleet.harness.spec import RunSpec
 from fleet.inventory import Inventory, Node
 from fleet.plan import Job, job_spec, jobs_of
-from fleet.progress import Progress
-from fleet.runstate import FAILED, OK, PENDING, RUNNING, JobState, NodeState, RunState, now
+from fleet.progress import Progress, parse_node_status
+from fleet.runstate import FAILED, INFEASIBLE, OK, PENDING, RUNNING, JobState, NodeState, RunState, now
 
 JOB_START = "Job start "  # bench task names (roles/bench/tasks/job.yml) the events are read from
+JOB_WAIT = "Job wait "
 JOB_RESULT = "Job result "
+# How often a node reports what its harness runs now (progress); FLEET_STATUS_EVERY_S sets it
+# (tests, or a slow link where each report's module run counts).
+STATUS_EVERY_S = 15
+
+
+def status_every_s() -> int:
+    try:
+        return max(1, int(os.environ.get("FLEET_STATUS_EVERY_S", STATUS_EVERY_S)))
+    except ValueError:
+        return STATUS_EVERY_S
 
 
 def new_run_id() -> str:
@@ -350,6 +362,7 @@ class _Run:
             "fleet_run_id": self.state.run_id,
             "fleet_nodes": {h: self.deploy_info[h] for h in hosts},
             "bench_timeout_s": self.settings.job_timeout_s(),
+            "bench_status_every_s": status_every_s(),
         }
         for host in hosts:
             self.progress.stage(host, "bench")
@@ -405,6 +418,11 @@ class _Run:
             rc, err = self.bench_rc.get(job.id, (None, "did not finish"))
             entries = [runs.get((job.task, job.scenario, m)) for m in job.modes]
             self._fill(job, [e for e in entries if e])
+            infeasible = next((e for e in entries if e and e.get("outcome") == INFEASIBLE), None)
+            if infeasible is not None and rc == EXIT_INFEASIBLE:
+                job.status, job.stage = INFEASIBLE, "bench"
+                job.error, job.finished = str(infeasible.get("error") or "cannot be VALID here"), now()
+                continue
             if rc != 0:
                 self._fail_job(job, "bench", err or f"harness exited with {rc}")
                 continue
@@ -452,7 +470,7 @@ class _Run:
             return
         data = event.get("event_data") or {}
         task = str(data.get("task") or "")
-        prefix = next((p for p in (JOB_START, JOB_RESULT) if task.startswith(p)), None)
+        prefix = next((p for p in (JOB_START, JOB_WAIT, JOB_RESULT) if task.startswith(p)), None)
         if prefix is None:
             return
         job_id = task[len(prefix) :].strip()
@@ -462,6 +480,11 @@ class _Run:
             return
         kind = event.get("event")
         res = data.get("res") or {}
+        if kind == "runner_retry" and prefix == JOB_WAIT:
+            status = parse_node_status(str(res.get("stdout") or ""))
+            if status is not None:
+                self.progress.job_status(host, status)
+            return
         with self._lock:
             if kind == "runner_on_start" and prefix == JOB_START:
                 job.status, job.started, job.attempts = RUNNING, now(), job.attempts + 1
@@ -476,7 +499,9 @@ class _Run:
                 slug = Job(job.host, job.task, job.scenario, tuple(job.modes)).slug
                 log = f"rc={rc}\n--- stdout\n{res.get('stdout') or ''}\n--- stderr\n{stderr}\n"
                 self._log(host, f"{slug}.log", log)
-                self.progress.job_finished(host, job_id, rc == 0, "" if rc == 0 else str(line)[:120])
+                note = "" if rc == 0 else str(line).removeprefix("fleet.harness: ")[:200]
+                verdict = "finished" if rc == 0 else ("INFEASIBLE" if rc == EXIT_INFEASIBLE else "FAILED")
+                self.progress.job_finished(host, job_id, rc == 0, note, verdict)
 
     # ----- helpers ----------------------------------------------------------------------
     def _tasks_of(self, host: str) -> list[str]:

@@ -1,16 +1,22 @@
 """What the user sees while a run goes: one live row per node (rich), or plain lines.
 
 On a terminal: a live table with each node's stage, current job, jobs done and elapsed time.
-Not on a terminal (CI, pipes): one plain line per stage change or job end, nothing else.
+Not on a terminal (CI, pipes): one plain line per stage change or job end. While a job runs,
+the node reports what the harness is running now (task, scenario, mode and since when); the
+table shows it, and plain output prints `node2 resnet50 Server TEST05 4m10s` when the mode
+changes and at least every HEARTBEAT_S seconds, so a ten-minute mode is never silent.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+HEARTBEAT_S = 25.0  # plain output: a running mode is printed again after this long
 
 
 @dataclass
@@ -23,6 +29,50 @@ class Row:
     failed: int = 0
     status: str = ""
     since: float = field(default_factory=time.monotonic)
+    activity: str = ""  # what the harness runs now: "resnet50 Server TEST05"
+    printed: float = 0.0  # when plain output last showed the activity
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One report of the node's bench wait: what runs and for how long (node clock)."""
+
+    activity: str
+    elapsed_s: float
+
+
+def parse_node_status(stdout: str) -> NodeStatus | None:
+    """The bench wait's output (`state=`, `now=<epoch>`, the harness's status JSON) -> NodeStatus."""
+    now: float | None = None
+    data: dict[str, Any] | None = None
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith("now="):
+            try:
+                now = float(line[4:])
+            except ValueError:
+                return None
+        elif line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                return None
+    if now is None or not isinstance(data, dict):
+        return None
+    activity = " ".join(str(data[k]) for k in ("task", "scenario", "mode") if data.get(k))
+    started = data.get("started")
+    elapsed = now - float(started) if isinstance(started, (int, float)) else 0.0
+    return NodeStatus(activity, max(0.0, elapsed)) if activity else None
+
+
+def format_elapsed(seconds: float) -> str:
+    """4m10s, 12s, 1h02m: short enough for one progress line."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 class Progress:
@@ -70,15 +120,28 @@ class Progress:
     def job_started(self, host: str, job: str) -> None:
         with self._lock:
             row = self._row(host)
-            row.stage, row.job, row.since = "bench", job, time.monotonic()
+            row.stage, row.job, row.since, row.activity = "bench", job, time.monotonic(), ""
 
-    def job_finished(self, host: str, job: str, ok: bool, note: str = "") -> None:
+    def job_status(self, host: str, status: NodeStatus) -> None:
+        """What the node runs now; plain output prints it on a change and every HEARTBEAT_S."""
+        now = time.monotonic()
+        with self._lock:
+            row = self._row(host)
+            changed = status.activity != row.activity
+            row.activity, row.since = status.activity, now - status.elapsed_s
+            if not changed and now - row.printed < HEARTBEAT_S:
+                return
+            row.printed = now
+        self._plain(f"{host} {status.activity} {format_elapsed(status.elapsed_s)}")
+
+    def job_finished(self, host: str, job: str, ok: bool, note: str = "", verdict: str = "") -> None:
         with self._lock:
             row = self._row(host)
             row.done += 1
             row.failed += 0 if ok else 1
-            row.job = ""
-        self._plain(f"{host}: {job} {'finished' if ok else 'FAILED'}{': ' + note if note else ''}")
+            row.job, row.activity = "", ""
+        verdict = verdict or ("finished" if ok else "FAILED")
+        self._plain(f"{host}: {job} {verdict}{': ' + note if note else ''}")
 
     def node_failed(self, host: str, stage: str, message: str) -> None:
         with self._lock:
@@ -112,7 +175,7 @@ class Progress:
                 table.add_row(
                     row.host,
                     row.stage,
-                    row.job.split("/", 1)[-1] if row.job else "",
+                    row.activity or (row.job.split("/", 1)[-1] if row.job else ""),
                     f"{row.done}/{row.total}" + (f" ({row.failed} failed)" if row.failed else ""),
                     f"{now - row.since:.0f}s",
                     row.status,

@@ -20,6 +20,9 @@ from fleet.harness.jsonfile import from_known_fields, read_json
 
 RUNSTATE_VERSION = 1
 PENDING, RUNNING, OK, FAILED = "pending", "running", "ok", "failed"
+# The node cannot make the scenario VALID (the harness said so before running it); a resume
+# tries it again, since the node or its tuning may have changed.
+INFEASIBLE = "infeasible"
 
 
 def now() -> str:

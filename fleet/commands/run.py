@@ -21,7 +21,7 @@ from fleet.finish import after_collection
 from fleet.harness.rules import v3_1 as rules
 from fleet.inventory import Inventory, load_inventory
 from fleet.progress import Progress, print_summary
-from fleet.runstate import OK, RunState
+from fleet.runstate import INFEASIBLE, OK, RunState
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -134,7 +134,11 @@ def main(args: argparse.Namespace) -> int:
     failed = [j for j in state.jobs.values() if j.status != OK]
     if failed:
         again = f"fleet run --runs-dir {settings.runs_dir} --resume {state.run_id}"
-        print(f"fleet: {len(failed)} of {len(state.jobs)} jobs failed; redo them: {again}", file=sys.stderr)
+        infeasible = [j.id for j in failed if j.status == INFEASIBLE]
+        what = f"{len(failed) - len(infeasible)} of {len(state.jobs)} jobs failed"
+        if infeasible:
+            what += f" and {', '.join(infeasible)} cannot be VALID on its node (see the note)"
+        print(f"fleet: {what}; redo them: {again}", file=sys.stderr)
         return 1
     return 0
 

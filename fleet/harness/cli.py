@@ -11,7 +11,10 @@
 --scenario and --mode may be repeated or comma-separated; modes run in the order
 performance, accuracy, TEST01, TEST04, TEST05 for each scenario. Any problem a user can fix is
 one line on stderr and exit status 1 (no traceback); a run that fails is recorded in
-OUT/manifest.json and also makes the exit status 1.
+OUT/manifest.json and also makes the exit status 1. A scenario the node cannot make VALID
+(Server: one sample already over the latency bound) is recorded as `infeasible` without
+running LoadGen; when that is the only problem the exit status is 3 and stderr's last line
+says why.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from fleet.harness.errors import HarnessError
 from fleet.harness.spec import RunSpec, SpecError, Tuning
 
 PROG = "fleet.harness"
+# Exit status of a run whose only problem is a scenario this node cannot make VALID.
+EXIT_INFEASIBLE = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -124,10 +129,14 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from fleet.harness.runner import run_spec
+    from fleet.harness.runner import INFEASIBLE, run_spec
 
     entries = run_spec(spec_from_args(args), args.out, cache_root=args.cache)
-    return 0 if all(e["outcome"] == "ok" for e in entries) else 1
+    bad = [e for e in entries if e["outcome"] != "ok"]
+    if bad and all(e["outcome"] == INFEASIBLE for e in bad):
+        print(f"{PROG}: {bad[0]['error']}", file=sys.stderr)  # the controller shows this line
+        return EXIT_INFEASIBLE
+    return 1 if bad else 0
 
 
 def _tune(args: argparse.Namespace) -> int:

@@ -14,3 +14,8 @@ class HarnessError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
+
+
+class ScenarioInfeasible(HarnessError):
+    """The node cannot meet the scenario's rules (one sample already takes longer than the
+    Server latency bound): its modes are recorded as `infeasible`, not run to an INVALID end."""

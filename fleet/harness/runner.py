@@ -23,13 +23,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fleet.harness import digest, hostfacts, manifest
+from fleet.harness import digest, hostfacts, manifest, status
 from fleet.harness.backends import BackendOptions, backend_names, open_backend
 from fleet.harness.calibrate import Calibrator
 from fleet.harness.compliance.audit import audit_config_text
 from fleet.harness.compliance.verify import verify_accuracy, verify_performance
 from fleet.harness.detail_log import read_detail
-from fleet.harness.errors import HarnessError
+from fleet.harness.errors import HarnessError, ScenarioInfeasible
 from fleet.harness.loadgen_runner import build_settings, loadgen, run_test
 from fleet.harness.nodeinfo import server_intra_op_threads
 from fleet.harness.planning import ScenarioPlan, plan_scenario, user_conf_text
@@ -38,6 +38,8 @@ from fleet.harness.spec import RunSpec, Tuning, run_dir
 from fleet.harness.synthetic import find_marker
 from fleet.harness.tasks import get_task
 from fleet.harness.tuning.guard import accept_tuning
+
+INFEASIBLE = "infeasible"  # manifest outcome of a mode whose scenario cannot be VALID here
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ class Harness:
 
     def run_one(self, scenario: str, mode: str) -> dict[str, Any]:
         rdir = run_dir(self.out, self.task.name, scenario, mode)
+        status.announce(self.task.name, scenario, mode)
         self.use(scenario)
         entry: dict[str, Any] = {
             "task": self.task.name, "model": self.model_rules.name, "scenario": scenario, "mode": mode,
@@ -238,6 +241,8 @@ class Harness:
         t0 = time.monotonic()
         try:
             self._execute(scenario, mode, rdir, entry)
+        except ScenarioInfeasible as exc:
+            entry["outcome"], entry["error"] = INFEASIBLE, f"{self.task.name} {scenario}: {exc}"
         except HarnessError as exc:
             entry["outcome"], entry["error"] = "failed", str(exc)
         except Exception as exc:  # a bug: keep the node going, keep the evidence
@@ -253,8 +258,10 @@ class Harness:
 
     def _execute(self, scenario: str, mode: str, rdir: Path, entry: dict[str, Any]) -> None:
         base = self.out / self.task.name / scenario
-        self._check_references(scenario, mode, base)
         plan = self.plan(scenario)
+        if plan.infeasible:
+            raise ScenarioInfeasible(plan.infeasible)
+        self._check_references(scenario, mode, base)
         entry["batch_size"] = plan.batch_size
         owned = mode_dir(self.out, self.task.name, scenario, mode)
         if owned.exists():
@@ -358,7 +365,9 @@ class Harness:
             parts.append(f"accuracy {entry['accuracy']:.3f}%")
         if entry["verify"]:
             parts.append(entry["verify"])
-        if entry["outcome"] != "ok":
+        if entry["outcome"] == INFEASIBLE:
+            parts.append(f"INFEASIBLE: {entry['error']}")
+        elif entry["outcome"] != "ok":
             parts.append(f"FAILED: {entry['error']}")
         return f"{head} {', '.join(parts) or 'done'} ({entry['dir']})"
 

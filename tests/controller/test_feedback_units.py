@@ -1,0 +1,85 @@
+"""What the user reads while and after a run: stage failures in the node's own words, and the
+progress of long jobs (pure logic; the real-node versions are in test_fleet_run.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from fleet import progress as progress_mod
+from fleet.ansible_driver import _message
+from fleet.progress import NodeStatus, Progress, format_elapsed, parse_node_status
+
+SYNTH_FAILED_ITEM = {
+    "failed": True,
+    "rc": 1,
+    "msg": "non-zero return code",
+    "stdout": "",
+    "stderr": "Traceback noise\nfleet.harness: error: synthetic dataset: two samples share a label with "
+    "chance 31.0% (8 distinct labels over 1024 samples; need at most 5%); try another --seed\n",
+    "item": {"task": "resnet50", "dir": "/w/assets/resnet50-synthetic-full-1024", "synthetic": True},
+    "_ansible_item_label": "resnet50",
+}
+
+
+def test_a_failed_loop_says_which_item_and_the_nodes_own_last_line():
+    res = {"msg": "One or more items failed", "failed": True, "changed": False,
+           "results": [{"failed": False, "rc": 0, "item": {"task": "bert-99"},
+                        "_ansible_item_label": "bert-99"}, SYNTH_FAILED_ITEM]}  # fmt: skip
+    assert _message(res) == (
+        "item resnet50: fleet.harness: error: synthetic dataset: two samples share a label with chance "
+        "31.0% (8 distinct labels over 1024 samples; need at most 5%); try another --seed"
+    )
+
+
+def test_a_failed_command_is_its_last_stderr_line_not_non_zero_return_code():
+    res = {"rc": 1, "msg": "non-zero return code", "stdout": "",
+           "stderr": "ERROR: Could not find a version that satisfies the requirement tokenizers>=0.15\n"
+                     "ERROR: No matching distribution found for tokenizers>=0.15\n"}  # fmt: skip
+    assert _message(res) == "ERROR: No matching distribution found for tokenizers>=0.15"
+    assert _message({"rc": 2, "msg": "non-zero return code", "stdout": "tar: bad archive\n", "stderr": ""}) \
+        == "tar: bad archive"
+
+
+def test_module_messages_are_kept_and_joined_with_what_the_node_said():
+    assert _message({"msg": "Could not find or access '/x.tar'"}) == "Could not find or access '/x.tar'"
+    assert _message({"msg": "sha256 mismatch", "stderr": "a.jpg: FAILED\n", "rc": 1}) == \
+        "sha256 mismatch: a.jpg: FAILED"
+    assert _message({"rc": 4}) == "exit code 4"
+
+
+def test_the_bench_waits_output_is_parsed_into_what_runs_and_for_how_long():
+    status = {"task": "resnet50", "scenario": "Server", "mode": "TEST05", "started": 1000.0}
+    out = f"state=running\nnow=1250\n{json.dumps(status)}\n"
+    assert parse_node_status(out) == NodeStatus("resnet50 Server TEST05", 250.0)
+    assert parse_node_status("state=running\nnow=1250\n") is None  # the harness has not started yet
+    assert parse_node_status("state=running\nnow=x\n{}") is None
+    assert parse_node_status('now=5\n{"task": "resnet50", "mode": "acc') is None  # half-written
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "0s"), (59.9, "59s"), (250, "4m10s"), (3725, "1h02m")])
+def test_elapsed_is_short(seconds, text):
+    assert format_elapsed(seconds) == text
+
+
+def test_plain_progress_prints_a_mode_change_at_once_and_a_running_mode_every_heartbeat(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(progress_mod.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    prog = Progress(["node2"], live=False, stream=out)
+    prog.job_started("node2", "node2/resnet50/Server")
+    prog.job_status("node2", NodeStatus("resnet50 Server performance", 5))
+    clock[0] += 15
+    prog.job_status("node2", NodeStatus("resnet50 Server performance", 20))  # same mode, 15 s later
+    clock[0] += 15
+    prog.job_status("node2", NodeStatus("resnet50 Server performance", 35))  # 30 s since the last line
+    clock[0] += 1
+    prog.job_status("node2", NodeStatus("resnet50 Server TEST05", 1))  # a new mode: at once
+    lines = [ln.split("] ", 1)[1] for ln in out.getvalue().splitlines()]
+    assert lines == ["node2 resnet50 Server performance 5s", "node2 resnet50 Server performance 35s",
+                     "node2 resnet50 Server TEST05 1s"]  # fmt: skip
+    assert progress_mod.HEARTBEAT_S < 30  # with 15-s reports, a running mode shows at least every 30 s
+    row = prog.rows["node2"]
+    assert row.activity == "resnet50 Server TEST05" and clock[0] - row.since == 1
