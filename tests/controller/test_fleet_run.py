@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -278,3 +280,78 @@ def test_execute_runs_a_list_of_specs_per_node_in_order(
     assert all(j.status == "ok" for j in jobs), [(j.id, j.error) for j in jobs]
     assert jobs[0].finished <= jobs[1].started
     assert json.loads((tmp_path / "api" / "run.json").read_text())["jobs"].keys() == state.jobs.keys()
+
+
+def test_failing_assets_stage_says_the_item_and_the_nodes_own_error(full_run, testnodes, fleet_cache,
+                                                                    tmp_path):
+    """Issue 18 item 2: the node's last error line, not Ansible's 'One or more items failed'."""
+    assert full_run[0].returncode == 0
+    proc = fleet("run", "-i", str(testnodes.inventory), "-t", "retinanet", "--limit", "node2",
+                 "--scenario", "Offline", "--runs-dir", str(tmp_path), "--run-id", "badassets",
+                 "--synthetic", "--synthetic-samples", "2", "--plain", cache=fleet_cache)  # fmt: skip
+    assert proc.returncode == 1
+    said = "item retinanet: fleet.harness: error: --samples must be at least 4 for retinanet"
+    assert f"node2: FAILED at assets: failed: {said}" in proc.stderr, proc.stderr[-3000:]
+    assert "One or more items failed" not in proc.stderr + proc.stdout
+    job = RunState.load(tmp_path / "badassets" / "run.json").jobs["node2/retinanet/Offline"]
+    assert job.status == "failed" and job.stage == "assets" and said in job.error, job.error
+    assert said in proc.stdout  # the results table's note
+
+
+def _wheelhouse_without(cache: Path, into: Path, dropped: str) -> None:
+    """A copy of the session's dependency wheelhouse whose tar lacks the wheels named `dropped`-*."""
+    src = cache / "wheelhouse"
+    (into / "wheelhouse").mkdir(parents=True)
+    for tar in src.glob("*.tar"):
+        shutil.copytree(src / tar.stem, into / "wheelhouse" / tar.stem)
+        with tarfile.open(tar) as old, tarfile.open(into / "wheelhouse" / tar.name, "w") as new:
+            for member in old.getmembers():
+                if not Path(member.name).name.startswith(f"{dropped}-"):
+                    new.addfile(member, old.extractfile(member) if member.isfile() else None)
+
+
+def test_failing_deploy_says_the_nodes_own_error(full_run, testnodes, fleet_cache, tmp_path):
+    """A wheelhouse that lacks a dependency: pip's own last line reaches the user."""
+    assert full_run[0].returncode == 0
+    cache = tmp_path / "cache"
+    _wheelhouse_without(Path(fleet_cache["FLEET_CACHE_DIR"]), cache, "tokenizers")
+    node3 = testnodes.node("node3")
+    inv = tmp_path / "inv.ini"  # a fresh work dir on node3, so deploy installs again
+    inv.write_text(testnodes.inventory.read_text().replace(
+        f"fleet_workdir={node3.workdir} ", f"fleet_workdir={node3.workdir}-fresh "))
+    proc = fleet("run", "-i", str(inv), "-t", "resnet50", "--limit", "node3", "--scenario", "Offline",
+                 "--modes", "performance", "--runs-dir", str(tmp_path), "--run-id", "baddeploy", *SMALL,
+                 cache={**fleet_cache, "FLEET_CACHE_DIR": str(cache)})  # fmt: skip
+    assert proc.returncode == 1
+    said = "ERROR: No matching distribution found for tokenizers"
+    assert "node3: FAILED at deploy: failed: " + said in proc.stderr, proc.stderr[-3000:]
+    job = RunState.load(tmp_path / "baddeploy" / "run.json").jobs["node3/resnet50/Offline"]
+    assert job.status == "failed" and job.stage == "deploy" and said in job.error, job.error
+
+
+def test_progress_names_the_mode_and_an_infeasible_server_is_said_not_run(full_run, testnodes, fleet_cache,
+                                                                           tmp_path):
+    """Items 3 and 4: per-node `task scenario mode elapsed` lines while jobs run; the full-size
+    model (~60 ms a sample on two cores) against ResNet50's 15 ms Server bound is infeasible."""
+    assert full_run[0].returncode == 0
+    proc = fleet("run", "-i", str(testnodes.inventory), "-t", "resnet50", "--limit", "node2",
+                 "--scenario", "Server", "--scenario", "Offline", "--modes", "performance,accuracy",
+                 "--runs-dir", str(tmp_path), "--run-id", "slow", "--synthetic",
+                 "--synthetic-variant", "full", "--synthetic-samples", "32", "--plain",
+                 cache={**fleet_cache, "FLEET_STATUS_EVERY_S": "1"})  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    state = RunState.load(tmp_path / "slow" / "run.json")
+    server, offline = state.jobs["node2/resnet50/Server"], state.jobs["node2/resnet50/Offline"]
+    assert offline.status == "ok" and offline.validity == "VALID", offline
+    assert server.status == "infeasible" and server.stage == "bench", server
+    assert "over the 15 ms Server latency bound" in server.error and "one sample takes" in server.error
+    raw = tmp_path / "slow" / "raw" / "node2"
+    outcomes = {r["mode"]: r["outcome"] for r in json.loads((raw / "manifest.json").read_text())["runs"]
+                if r["scenario"] == "Server"}  # fmt: skip
+    assert outcomes == {"performance": "infeasible", "accuracy": "infeasible"}
+    assert not (raw / "resnet50" / "Server" / "performance").exists()
+    line = next(ln for ln in proc.stderr.splitlines() if "node2/resnet50/Server INFEASIBLE" in ln)
+    assert re.search(r"one sample takes [\d.]+ ms .* over the 15 ms Server latency bound", line), line
+    assert "cannot be VALID on its node" in proc.stderr.strip().splitlines()[-1]
+    status = re.findall(r"\] (node2 resnet50 \w+ \w+) \d+(?:s|m\d\ds)$", proc.stderr, re.MULTILINE)
+    assert "node2 resnet50 Offline performance" in status, proc.stderr[-3000:]
