@@ -47,7 +47,7 @@ JOB_WAIT = "Job wait "
 JOB_RESULT = "Job result "
 # How often a node reports what its harness runs now (progress); FLEET_STATUS_EVERY_S sets it
 # (tests, or a slow link where each report's module run counts).
-STATUS_EVERY_S = 15
+STATUS_EVERY_S = 12
 
 
 def status_every_s() -> int:

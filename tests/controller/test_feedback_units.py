@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from fleet import orchestrate
 from fleet import progress as progress_mod
 from fleet.ansible_driver import _message
 from fleet.progress import NodeStatus, Progress, format_elapsed, parse_node_status
@@ -71,15 +72,17 @@ def test_plain_progress_prints_a_mode_change_at_once_and_a_running_mode_every_he
     prog = Progress(["node2"], live=False, stream=out)
     prog.job_started("node2", "node2/resnet50/Server")
     prog.job_status("node2", NodeStatus("resnet50 Server performance", 5))
-    clock[0] += 15
-    prog.job_status("node2", NodeStatus("resnet50 Server performance", 20))  # same mode, 15 s later
-    clock[0] += 15
-    prog.job_status("node2", NodeStatus("resnet50 Server performance", 35))  # 30 s since the last line
+    clock[0] += 12.5
+    prog.job_status("node2", NodeStatus("resnet50 Server performance", 17.5))  # same mode, one report later
+    clock[0] += 12.5
+    prog.job_status("node2", NodeStatus("resnet50 Server performance", 30))  # 25 s since the last line
     clock[0] += 1
     prog.job_status("node2", NodeStatus("resnet50 Server TEST05", 1))  # a new mode: at once
     lines = [ln.split("] ", 1)[1] for ln in out.getvalue().splitlines()]
-    assert lines == ["node2 resnet50 Server performance 5s", "node2 resnet50 Server performance 35s",
+    assert lines == ["node2 resnet50 Server performance 5s", "node2 resnet50 Server performance 30s",
                      "node2 resnet50 Server TEST05 1s"]  # fmt: skip
-    assert progress_mod.HEARTBEAT_S < 30  # with 15-s reports, a running mode shows at least every 30 s
+    # With a report every STATUS_EVERY_S (+ ~1 s), a running mode shows at least every 30 s.
+    every = orchestrate.STATUS_EVERY_S
+    assert 2 * every >= progress_mod.HEARTBEAT_S and 2 * (every + 1) < 30
     row = prog.rows["node2"]
     assert row.activity == "resnet50 Server TEST05" and clock[0] - row.since == 1
