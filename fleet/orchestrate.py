@@ -45,12 +45,12 @@ from fleet.runstate import FAILED, INFEASIBLE, OK, PENDING, RUNNING, JobState, N
 JOB_START = "Job start "  # bench task names (roles/bench/tasks/job.yml) the events are read from
 JOB_WAIT = "Job wait "
 JOB_RESULT = "Job result "
-# How often a node reports what its harness runs now (progress); FLEET_STATUS_EVERY_S sets it
-# (tests, or a slow link where each report's module run counts).
+# How often a node reports what its harness runs now (progress, one raw ssh command a report).
 STATUS_EVERY_S = 12
 
 
 def status_every_s() -> int:
+    """STATUS_EVERY_S, or FLEET_STATUS_EVERY_S where set (tests shorten it to see several reports)."""
     try:
         return max(1, int(os.environ.get("FLEET_STATUS_EVERY_S", STATUS_EVERY_S)))
     except ValueError:
