@@ -428,10 +428,14 @@ class _Run:
                 continue
             missing = [m for m, e in zip(job.modes, entries, strict=True) if e is None]
             bad = [e for e in entries if e and e.get("outcome") != "ok"]
+            failed_check = compliance_failure(self.run_dir / "raw" / host, job)
             if missing:
                 self._fail_job(job, "bench", f"no result for mode {', '.join(missing)} in the manifest")
             elif bad:
                 self._fail_job(job, "bench", f"{bad[0].get('mode')}: {bad[0].get('error') or 'failed'}")
+            elif failed_check:
+                self._fail_job(job, "compliance", failed_check)
+                self.progress.node_failed(host, "compliance", f"{job.id}: {failed_check}")
             else:
                 job.status, job.stage, job.error = OK, "", None
                 job.finished = job.finished or now()
@@ -528,6 +532,36 @@ class _Run:
         folder = self.run_dir / "logs" / host
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text, encoding="utf-8")
+
+
+def compliance_failure(raw_host: Path, job: JobState) -> str | None:
+    """Why the job's compliance tests failed (None: none did), from the collected verify files.
+
+    A failed TEST01/04/05 leaves a VALID performance run that the closed division cannot take,
+    so the job is not ok: `fleet run --resume` runs the scenario again, reference and tests.
+    """
+    failed = sorted(mode for mode, verdict in job.verify.items() if "PASS" not in verdict)
+    if not failed:
+        return None
+    reasons = []
+    for mode in failed:
+        folder = raw_host / job.task / job.scenario / mode
+        said = {}
+        for name in ("verify_performance.txt", "verify_accuracy.txt"):
+            with contextlib.suppress(OSError):
+                for line in (folder / name).read_text(encoding="utf-8").splitlines():
+                    key, sep, value = line.partition(" = ")
+                    if sep and key in ("reference score", "test score", "threshold"):
+                        said.setdefault(key, value.strip())
+                    elif line.startswith("TEST FAIL"):
+                        said.setdefault("verdict", line.strip())
+        if {"reference score", "test score", "threshold"} <= said.keys():
+            reasons.append(f"{mode} FAIL: score {said['test score']} against the performance run's "
+                           f"{said['reference score']} (threshold {said['threshold']})")
+        else:
+            reasons.append(f"{mode} FAIL: {said.get('verdict') or job.verify[mode]}")
+    return ("; ".join(reasons) + "; the closed division cannot take this result: run the scenario again "
+            "(fleet run --resume)")
 
 
 def _clean_facts(facts: dict[str, Any]) -> dict[str, Any]:

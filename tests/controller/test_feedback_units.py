@@ -86,3 +86,26 @@ def test_plain_progress_prints_a_mode_change_at_once_and_a_running_mode_every_he
     assert 2 * every >= progress_mod.HEARTBEAT_S and 2 * (every + 1) < 30
     row = prog.rows["node2"]
     assert row.activity == "resnet50 Server TEST05" and clock[0] - row.since == 1
+
+
+def test_a_failed_compliance_test_fails_the_job_with_the_scores(tmp_path):
+    """What the submission-profile run found: TEST05 FAIL passed as an ok job, exit 0."""
+    from fleet.orchestrate import compliance_failure
+    from fleet.runstate import JobState
+
+    job = JobState("node1/resnet50/Offline", "node1", "resnet50", "Offline",
+                   ["performance", "accuracy", "TEST01", "TEST04", "TEST05"])  # fmt: skip
+    job.verify = {"TEST01": "TEST PASS", "TEST04": "TEST PASS"}
+    assert compliance_failure(tmp_path, job) is None
+    job.verify["TEST05"] = "TEST FAIL"
+    test05 = tmp_path / "resnet50" / "Offline" / "TEST05"
+    test05.mkdir(parents=True)
+    (test05 / "verify_performance.txt").write_text(  # as the harness writes it (compliance/verify.py)
+        "Verifying performance.\nreference score = 1626.07\ntest score = 1507.7\nthreshold = 0.05\n"
+        "TEST FAIL: Test score invalid\n")
+    why = compliance_failure(tmp_path, job)
+    assert why is not None and why.startswith(
+        "TEST05 FAIL: score 1507.7 against the performance run's 1626.07 (threshold 0.05)")
+    assert why.endswith("(fleet run --resume)")
+    job.verify["TEST01"] = "TEST FAIL"  # no verify file collected: the verdict alone
+    assert compliance_failure(tmp_path, job).startswith("TEST01 FAIL: TEST FAIL; TEST05 FAIL: score")
