@@ -428,12 +428,11 @@ class _Run:
                 continue
             missing = [m for m, e in zip(job.modes, entries, strict=True) if e is None]
             bad = [e for e in entries if e and e.get("outcome") != "ok"]
-            failed_check = compliance_failure(self.run_dir / "raw" / host, job)
             if missing:
                 self._fail_job(job, "bench", f"no result for mode {', '.join(missing)} in the manifest")
             elif bad:
                 self._fail_job(job, "bench", f"{bad[0].get('mode')}: {bad[0].get('error') or 'failed'}")
-            elif failed_check:
+            elif failed_check := compliance_failure(self.run_dir / "raw" / host, job):
                 self._fail_job(job, "compliance", failed_check)
                 self.progress.node_failed(host, "compliance", f"{job.id}: {failed_check}")
             else:

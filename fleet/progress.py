@@ -44,22 +44,16 @@ class NodeStatus:
 
 
 def parse_node_status(stdout: str) -> NodeStatus | None:
-    """The bench wait's output (`state=`, `now=<epoch>`, the harness's status JSON) -> NodeStatus."""
-    now: float | None = None
-    data: dict[str, Any] | None = None
-    for line in stdout.splitlines():
-        line = line.strip()
-        if line.startswith("now="):
-            try:
-                now = float(line[4:])
-            except ValueError:
-                return None
-        elif line.startswith("{"):
-            try:
-                data = json.loads(line)
-            except ValueError:
-                return None
-    if now is None or not isinstance(data, dict):
+    """The bench wait's output (`state=`, `now=<epoch>`, then the harness's status JSON) -> NodeStatus."""
+    _, sep, status = stdout.partition("now=")
+    stamp, _, body = status.partition("\n")
+    if not sep or not body.strip():
+        return None  # the harness has not written a status yet
+    try:
+        now, data = float(stamp), json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
         return None
     activity = " ".join(str(data[k]) for k in ("task", "scenario", "mode") if data.get(k))
     started = data.get("started")

@@ -31,7 +31,6 @@ class ScenarioPlan:
     server_timeout_s: float = 0.0
     # conf key -> value for `<model>.<scenario>.<key>` lines of user.conf
     conf: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
     # Why no run of this scenario can be VALID on this node (None: it can be).
     infeasible: str | None = None
 

@@ -297,8 +297,6 @@ class Harness:
             entry["verify"] = self._verify(scenario, mode, base, rdir)
         if problems:
             entry["outcome"], entry["error"] = "failed", " | ".join(problems)
-        for note in plan.notes:
-            self.echo(f"note: {self.task.name} {scenario}: {note}")
 
     def _check_references(self, scenario: str, mode: str, base: Path) -> None:
         needs = []
