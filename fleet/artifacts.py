@@ -27,6 +27,8 @@ DEFAULT_NAMES = {
     "retinanet": ("resnext50_32x4d_fpn.onnx", "openimages"),
     "bert-99": ("bert_large_fp32_384.onnx", "squad"),
     "bert-99.9": ("bert_large_fp32_384.onnx", "squad"),
+    "3d-unet-99": ("3dunet_kits19_128x128x128.onnx", "kits19"),
+    "3d-unet-99.9": ("3dunet_kits19_128x128x128.onnx", "kits19"),
 }
 
 

@@ -36,3 +36,28 @@ def testnodes() -> Iterator[TestNodes]:
 def asset_shelf(tmp_path_factory: pytest.TempPathFactory) -> AssetShelf:
     """Here, not in a directory's conftest, so harness and tuning tests share what they both use."""
     return AssetShelf(tmp_path_factory)
+
+
+def official_tarball() -> Path | None:
+    """The MLCommons inference v3.1 tarball: $FLEET_INFERENCE_TAR, ../shared/external/, /work/shared/."""
+    import os
+
+    name = "mlcommons-inference-v3.1.tar.gz"
+    repo = Path(__file__).resolve().parents[1]
+    candidates = [os.environ.get("FLEET_INFERENCE_TAR", ""), repo.parent / "shared" / "external" / name,
+                  Path("/work/shared/external") / name]
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def official_inference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The official v3.1 repository (checker, accuracy scripts, reference code), unpacked once."""
+    import tarfile
+
+    tar = official_tarball()
+    if tar is None:
+        pytest.skip("the MLCommons inference v3.1 tarball is not here: set FLEET_INFERENCE_TAR")
+    into = tmp_path_factory.mktemp("official")
+    with tarfile.open(tar) as archive:
+        archive.extractall(into, filter="data")
+    return into / "inference-v3.1"

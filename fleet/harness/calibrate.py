@@ -10,6 +10,7 @@ through the same gather/run/postprocess path the SUT uses, after a warm-up run, 
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 
 from fleet.harness.errors import HarnessError
 from fleet.harness.qsl import RunErrors, SampleStore
-from fleet.harness.sut import build_responses
+from fleet.harness.sut import build_responses, inference_call
 from fleet.harness.tasks.base import Task
 
 CALIBRATION_SAMPLES = 64
@@ -74,18 +75,29 @@ class Calibrator:
 
         ids = [0] * batch
         response = _response_type()
+        infer = inference_call(self.task, self.backend)
+        # Samples that differ in size (ragged) are measured in turn, so the median is a typical
+        # sample's cost rather than the first one's.
+        turns = itertools.count()
+        ragged = any(spec.ragged for spec in self.task.sample_inputs)
 
         def once() -> None:  # the SUT's path, up to QuerySamplesComplete
-            feed = self._store.feed(indices) if needs_feed else {}
-            outputs = self.backend.run(feed, batch)
-            build_responses(response, ids, self.task.postprocess(outputs, batch, indices=indices))
+            rows = indices
+            if ragged:
+                rows = self._loaded[(next(turns) * batch + np.arange(batch)) % len(self._loaded)]
+            feed = self._store.feed(rows) if needs_feed else {}
+            outputs = infer(feed, batch)
+            build_responses(response, ids, self.task.postprocess(outputs, batch, indices=rows))
 
         try:
             if not self._points:
                 once()  # warm-up: the first runs allocate and pick kernels
             times: list[float] = []
             start = time.perf_counter()
-            while not times or (time.perf_counter() - start < self.budget_s and len(times) < MAX_RUNS):
+            # Ragged samples: at least one pass over the loaded ones, whatever the budget.
+            min_runs = max(1, len(self._loaded) // batch) if ragged else 1
+            while len(times) < min_runs or (time.perf_counter() - start < self.budget_s
+                                            and len(times) < MAX_RUNS):
                 t0 = time.perf_counter()
                 once()
                 times.append(time.perf_counter() - t0)

@@ -9,10 +9,11 @@ a LoadGen callback would take the process down, so the run is marked failed inst
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 
-from fleet.harness.tasks.base import Task
+from fleet.harness.tasks.base import Task, TensorSpec
 
 
 class RunErrors:
@@ -43,7 +44,8 @@ class SampleStore:
     def __init__(self, task: Task, errors: RunErrors) -> None:
         self.task = task
         self.errors = errors
-        self.arrays: dict[str, np.ndarray] = {}
+        # input name -> one array whose row r is a sample, or a list of arrays (ragged input)
+        self.arrays: dict[str, Any] = {}
         self.row_of = np.full(task.total_sample_count, -1, dtype=np.int64)
 
     def load(self, indices: list[int]) -> None:
@@ -52,16 +54,24 @@ class SampleStore:
         if not new:
             return
         start = len(next(iter(self.arrays.values()))) if self.arrays else 0
-        grown = {spec.name: np.zeros((start + len(new), *spec.shape), dtype=spec.dtype)
-                 for spec in self.task.inputs}
-        for name, array in self.arrays.items():
-            grown[name][:start] = array
+        specs = self.task.sample_inputs
+        grown: dict[str, Any] = {
+            spec.name: [*self.arrays.get(spec.name, []), *([None] * len(new))] if spec.ragged
+            else np.zeros((start + len(new), *spec.shape), dtype=spec.dtype)
+            for spec in specs
+        }
+        for spec in specs:
+            if not spec.ragged and spec.name in self.arrays:
+                grown[spec.name][:start] = self.arrays[spec.name]
         for offset, index in enumerate(new):
             row = start + offset
             try:
                 sample = self.task.load_sample(index)
-                for name, array in grown.items():
-                    array[row] = sample[name]
+                for spec in specs:
+                    if spec.ragged:
+                        grown[spec.name][row] = _ragged_row(spec, sample[spec.name])
+                    else:
+                        grown[spec.name][row] = sample[spec.name]
             except Exception as exc:
                 self.errors.record(f"loading sample {index}", exc)
             self.row_of[index] = row
@@ -73,10 +83,21 @@ class SampleStore:
         if not (self.row_of >= 0).any():
             self.arrays = {}
 
-    def feed(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    def feed(self, indices: np.ndarray) -> dict[str, Any]:
         """The backend feed for these QSL indices (one gather per input)."""
         rows = self.row_of[indices]
         if (rows < 0).any():
             missing = np.asarray(indices)[rows < 0][:5].tolist()
             raise RuntimeError(f"LoadGen issued samples that are not loaded: {missing}")
         return self.task.gather(self.arrays, rows)
+
+
+def _ragged_row(spec: TensorSpec, value: np.ndarray) -> np.ndarray:
+    """A ragged sample as stored: C-contiguous, the spec's dtype and rank (checked, not cast silently)."""
+    array = np.ascontiguousarray(value)
+    if array.dtype != np.dtype(spec.dtype) or array.ndim != len(spec.shape) or any(
+        want is not None and got != want for got, want in zip(array.shape, spec.shape, strict=True)
+    ):
+        raise ValueError(f"{spec.name} is {array.dtype}{list(array.shape)}, expected {spec.dtype}"
+                         f"{[d if d is not None else 'any' for d in spec.shape]}")
+    return array

@@ -21,10 +21,12 @@ after waiting at most `timeout_s` for a batch to fill (0: never wait).
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,8 +58,19 @@ def build_responses(response: Any, ids: list[int], payloads: Any) -> tuple[list,
     return [response(qid, a.ctypes.data, a.nbytes) for qid, a in pairs], keep
 
 
+def inference_call(task: Task, backend: Any) -> Callable[[dict[str, Any], int], Any]:
+    """What runs a batch's feed: the backend itself (one call, the fast path), or the task's infer.
+
+    A task that overrides `Task.infer` drives the backend over many calls (sliding window,
+    decode loop); a backend without a feed (null) answers for the whole batch at once.
+    """
+    if getattr(backend, "needs_feed", True) and type(task).infer is not Task.infer:
+        return functools.partial(task.infer, backend)
+    return backend.run
+
+
 class Engine:
-    """Runs one batch end to end: gather, backend, postprocess, QuerySamplesComplete."""
+    """Runs one batch end to end: gather, inference, postprocess, QuerySamplesComplete."""
 
     def __init__(self, task: Task, backend: Any, store: SampleStore, errors: RunErrors, lg: Any) -> None:
         self.task = task
@@ -67,12 +80,13 @@ class Engine:
         self._lg = lg
         self._response = lg.QuerySampleResponse
         self.needs_feed = bool(getattr(backend, "needs_feed", True))
+        self._infer = inference_call(task, backend)
 
     def process(self, ids: list[int], indices: np.ndarray) -> None:
         n = len(ids)
         try:
             feed = self.store.feed(indices) if self.needs_feed else {}
-            payloads = self.task.postprocess(self.backend.run(feed, n), n, indices=indices)
+            payloads = self.task.postprocess(self._infer(feed, n), n, indices=indices)
             self._complete(ids, payloads)
         except Exception as exc:
             self.errors.record("inference", exc)

@@ -28,6 +28,8 @@ REGISTRY: dict[str, str] = {
     "retinanet": "fleet.harness.synthetic.retinanet_assets:make_retinanet_assets",
     "bert-99": "fleet.harness.synthetic.bert_assets:make_bert99_assets",
     "bert-99.9": "fleet.harness.synthetic.bert_assets:make_bert999_assets",
+    "3d-unet-99": "fleet.harness.synthetic.unet3d_assets:make_unet3d_assets",
+    "3d-unet-99.9": "fleet.harness.synthetic.unet3d_assets:make_unet3d_999_assets",
 }
 
 

@@ -16,6 +16,8 @@ REGISTRY: dict[str, str] = {
     "retinanet": "fleet.harness.tasks.retinanet:RetinaNet",
     "bert-99": "fleet.harness.tasks.bert:Bert",
     "bert-99.9": "fleet.harness.tasks.bert:Bert999",
+    "3d-unet-99": "fleet.harness.tasks.unet3d:UNet3D",
+    "3d-unet-99.9": "fleet.harness.tasks.unet3d:UNet3D999",
 }
 
 

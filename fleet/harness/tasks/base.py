@@ -17,11 +17,18 @@ Lifecycle, as the harness drives it for one run:
    cache so that the timed part never decodes or resizes. `task.total_sample_count` is then
    known. `task.dataset_files(dataset_dir)` lists the files the dataset digest covers.
 3. The QSL calls `task.load_sample(i)` for each sample LoadGen asks to hold in memory; it
-   returns `{input name: array}` with the per-sample shape of `inputs` (no batch axis). The
-   QSL stacks them into one contiguous array per input, so the SUT builds a batch's feed
-   with one fancy-indexing gather (`task.gather`, overridable for ragged inputs).
-4. The backend runs the feed and returns `{output name: array with a batch axis}` for the
-   names in `outputs`.
+   returns `{input name: array}` with the per-sample shape of `sample_inputs` (no batch
+   axis; by default the model's `inputs`). The QSL stacks them into one contiguous array per
+   input, so the SUT builds a batch's feed with one fancy-indexing gather (`task.gather`).
+   A sample input with a `None` dimension is ragged (cases of different sizes): the QSL then
+   keeps one array per sample and the feed holds a list of the batch's arrays.
+4. `task.infer(backend, feed, n)` runs the batch. By default that is one `backend.run(feed,
+   n)`, which returns `{output name: array with a batch axis}` for the names in `outputs`: the
+   fast path. A task whose inference takes many backend calls per sample (3D-UNet's sliding
+   window, RNN-T's decode loop, GPT-J's generation) overrides `infer` and drives the backend
+   itself, with feeds of the model's `inputs` cut from the sample; whatever it returns is
+   what its postprocess reads. It runs in the harness's one inference thread, inside LoadGen's
+   timing.
 5. `task.postprocess(outputs, n, indices=...)` turns a batch's outputs into LoadGen response
    payloads, one per sample, in batch order. `indices` are the QSL sample indices of the
    batch rows: a payload that names its sample (RetinaNet's records) takes it from there,
@@ -54,7 +61,11 @@ class TensorSpec:
 
     name: str
     dtype: str
-    shape: tuple[int, ...]
+    shape: tuple[int | None, ...]  # None: a dimension that differs from sample to sample
+
+    @property
+    def ragged(self) -> bool:
+        return None in self.shape
 
 
 @dataclass(frozen=True)
@@ -103,17 +114,33 @@ class Task(ABC):
         """
         return self.inputs
 
+    @property
+    def sample_inputs(self) -> tuple[TensorSpec, ...]:
+        """What the QSL holds per sample; by default one model feed, the model's `inputs`.
+
+        A task whose sample is not one model feed (a CT volume cut into windows, an utterance
+        run through a decode loop, a prompt that generates) names its own here and overrides
+        `infer`. A None dimension is ragged: such samples are kept one array each.
+        """
+        return self.inputs
+
     @abstractmethod
     def load_sample(self, index: int) -> dict[str, np.ndarray]:
         """One preprocessed sample, `{input name: array of the input's per-sample shape}`."""
 
-    def gather(self, store: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    def gather(self, store: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
         """A batch's backend feed from the QSL's contiguous arrays (rows: positions in them).
 
         Consecutive rows are a zero-copy view; others are gathered into a buffer reused from
         call to call (no fresh allocation and page faults per batch). The feed is therefore
-        only valid until the next gather: backends consume it within run().
+        only valid until the next gather: backends consume it within run(). A ragged input's
+        store is a list of per-sample arrays, and its feed the list of the rows' arrays.
         """
+        ragged = {name: [array[int(r)] for r in rows] for name, array in store.items()
+                  if isinstance(array, list)}
+        if ragged:
+            dense = {name: array for name, array in store.items() if name not in ragged}
+            return {**(self.gather(dense, rows) if dense else {}), **ragged}
         n = len(rows)
         if n and int(rows[-1]) - int(rows[0]) == n - 1 and (n == 1 or bool(np.all(np.diff(rows) == 1))):
             first = int(rows[0])
@@ -128,6 +155,16 @@ class Task(ABC):
             feed[name] = buf[:n]
         return feed
 
+    def infer(self, backend: Any, feed: dict[str, Any], n: int) -> dict[str, Any]:
+        """A batch's outputs for postprocess: one backend call, unless the task drives several.
+
+        Override for a multi-step inference (see the module docstring, step 4): call
+        `backend.run(model feed, k)` as often as the task needs. The harness calls the backend
+        directly, skipping this, for a backend without a feed (null), whose outputs come from
+        `null_outputs`, so those must have the shapes this method returns.
+        """
+        return backend.run(feed, n)
+
     @abstractmethod
     def postprocess(self, outputs: dict[str, np.ndarray], n: int, *, indices: Indices) -> Payloads:
         """Payloads for the n samples of a batch, in batch order; `indices[i]` is row i's QSL index."""
@@ -136,6 +173,6 @@ class Task(ABC):
     def accuracy(self, accuracy_log: Path, dataset_dir: Path) -> AccuracyResult:
         """Run the accuracy script over an accuracy log."""
 
-    def null_outputs(self, n: int) -> dict[str, np.ndarray]:
+    def null_outputs(self, n: int) -> dict[str, Any]:
         """Fixed outputs of the right shapes and dtypes for n samples (the null backend)."""
         return {o.name: np.zeros((n, *o.shape), dtype=o.dtype) for o in self.outputs}
