@@ -355,3 +355,49 @@ def test_progress_names_the_mode_and_an_infeasible_server_is_said_not_run(full_r
     assert "cannot be VALID on its node" in proc.stderr.strip().splitlines()[-1]
     status = re.findall(r"\] (node2 resnet50 \w+ \w+) \d+(?:s|m\d\ds)$", proc.stderr, re.MULTILINE)
     assert "node2 resnet50 Offline performance" in status, proc.stderr[-3000:]
+
+
+# What the official checker says of a smoke run and of nothing else: LoadGen's reduced duration
+# and query counts, and the performance sample count of a 4-case synthetic set (43 in v3.1).
+SMOKE_REDUCTIONS = re.compile(
+    r"min_duration|min_query_count|min query count|performance_sample_count|Test duration|"
+    r"too short|early.stopping|result_validity|INVALID|is not valid|Required minimum",
+    re.IGNORECASE,
+)
+
+
+def test_unet3d_runs_on_edge_and_datacenter_and_the_official_checker_accepts_the_tree(
+        full_run, testnodes, fleet_cache, official_inference, tmp_path):
+    """Issue 12 end to end: 3d-unet-99 on the edge node (SingleStream, Offline) and a datacenter
+    node (Offline), merged, `fleet check` and the official v3.1 checker from ../shared/external/."""
+    from fleet.submission.official import run_official
+
+    assert full_run[0].returncode == 0
+    proc = fleet("run", "-i", str(testnodes.inventory), "-t", "3d-unet-99", "--limit", "node1,node2",
+                 "--runs-dir", str(tmp_path), "--run-id", "unet", "--synthetic",
+                 "--synthetic-variant", "small", "--plain", cache=fleet_cache)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    state = RunState.load(tmp_path / "unet" / "run.json")
+    got = {(j.host, j.scenario) for j in state.jobs.values()}
+    assert got == {("node1", "SingleStream"), ("node1", "Offline"), ("node2", "Offline")}
+    for job in state.jobs.values():
+        assert job.status == "ok" and job.validity == "VALID", (job.id, job.error)
+        assert job.accuracy == pytest.approx(1.0), job.id  # mean DICE on the teacher's labels
+    tree = tmp_path / "unet" / "submission" / "open" / "MLPerfFleet"
+    acc = tree / "results" / "test_node1" / "3d-unet-99" / "SingleStream" / "accuracy" / "accuracy.txt"
+    assert acc.read_text().startswith("Accuracy: mean = 1.00000, kidney = 1.0000, tumor = 1.0000")
+    check = fleet("check", str(tmp_path / "unet"), "--profile", "smoke", cache=fleet_cache)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "VERDICT: PASS under smoke thresholds" in check.stdout
+    verdict = run_official(official_inference, tree.parent.parent, "MLPerfFleet")
+    print(verdict.render())
+    assert verdict.summary_ok is not None, verdict.render()  # it ran to its SUMMARY
+    reduced = [e for e in verdict.errors if SMOKE_REDUCTIONS.search(e)]
+    # "<run dir> has issues" follows the lines that name them; it must be a reduced run's.
+    other = [e for e in verdict.errors if e not in reduced and not (
+        e.endswith(" has issues") and any(r.startswith(e.split()[0] + "/") for r in reduced))]
+    assert reduced and not other, verdict.render()
+    seen = set(verdict.results) | set(verdict.no_results)
+    for result in ("test_node1/3d-unet-99/SingleStream", "test_node1/3d-unet-99/Offline",
+                   "test_node2/3d-unet-99/Offline"):
+        assert any(result in key for key in seen), verdict.render()
