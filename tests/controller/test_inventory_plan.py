@@ -140,6 +140,10 @@ def test_plan_subset_of_scenarios(tmp_path):
     [
         ({"tasks": ["bert-99.9"]}, PlanError, "bert-99.9 cannot run on edge host e1"),
         ({"scenarios": ["Server"]}, PlanError, "scenario Server is not allowed for resnet50 on edge host e1"),
+        ({"tasks": ["3d-unet-99"], "scenarios": ["Server"]}, PlanError,
+         "scenario Server is not allowed for 3d-unet-99 on edge host e1"),
+        ({"tasks": ["3d-unet-99.9"], "scenarios": ["SingleStream"]}, PlanError,
+         "scenario SingleStream is not allowed for 3d-unet-99.9 on datacenter host d1"),
     ],
 )
 def test_plan_refuses_rule_violations(tmp_path, kw, error, message):
