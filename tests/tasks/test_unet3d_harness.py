@@ -291,3 +291,43 @@ def test_an_index_with_a_case_the_window_cannot_tile_is_refused(assets, tmp_path
     with pytest.raises(HarnessError, match=r"case_00003: image shape \[1, 130, 128, 128\]: "
                                            r"every spatial size must be a multiple of 64"):
         get_task(TASK).open(dataset, tmp_path / "cache")
+
+
+def test_the_qsl_keeps_ragged_cases_one_array_each(task_on) -> None:
+    from fleet.harness.qsl import RunErrors, SampleStore
+
+    errors = RunErrors()
+    store = SampleStore(task_on, errors)
+    store.load([3, 1])
+    store.load([1, 0])  # a loaded case is kept, a new one is appended
+    assert isinstance(store.arrays["image"], list) and len(store.arrays["image"]) == 3
+    feed = store.feed(np.array([0, 3, 1]))
+    assert [a.shape for a in feed["image"]] == [(1, 128, 128, 192), (1, 128, 192, 128), (1, 192, 128, 128)]
+    assert np.array_equal(feed["image"][1], task_on.load_sample(3)["image"]) and not errors.count
+    store.unload([0, 1, 3])
+    assert store.arrays == {}
+
+
+def test_a_ragged_sample_of_the_wrong_dtype_is_an_error_not_a_cast(task_on, monkeypatch) -> None:
+    from fleet.harness.qsl import RunErrors, SampleStore
+
+    monkeypatch.setattr(task_on, "load_sample", lambda i: {"image": np.zeros((1, 128, 128, 128), np.float64)})
+    errors = RunErrors()
+    SampleStore(task_on, errors).load([0])
+    assert errors.count == 1 and "image is float64[1, 128, 128, 128], expected float32" in errors.summary()
+
+
+def test_the_null_backend_runs_3d_unet_without_windows(assets, tmp_path: Path) -> None:
+    """The null backend skips infer (no feed) and answers with null_outputs: the harness's own cost."""
+    from fleet.harness.runner import Harness
+    from fleet.harness.spec import RunSpec
+
+    spec = RunSpec(task="3d-unet-99.9", scenarios=["Offline"], modes=["performance"], backend="null",
+                   dataset=str(assets.dataset), profile="smoke")
+    harness = Harness(spec, tmp_path, echo=lambda line: None)
+    try:
+        entry = harness.run_one("Offline", "performance")
+    finally:
+        harness.backend.close()
+    assert entry["outcome"] == "ok", entry["error"]
+    assert entry["model"] == "3d-unet-99.9" and entry["result_validity"] == "VALID"
