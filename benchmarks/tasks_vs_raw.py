@@ -123,7 +123,7 @@ def bench_task(name: str, tmp: Path, seconds: float, rounds: int) -> dict:
     samples = [task.load_sample(i) for i in range(task.total_sample_count)]
     sess = raw_session(model)
     raw_offline_of = raw_offline
-    if any(spec.ragged for spec in task.sample_inputs):  # whole cases, windowed: no batch axis
+    if task.ragged_samples:  # whole cases, windowed: no batch axis
         data = {}
         raw_offline_of = windows = RawWindows(sess, [s["image"] for s in samples])
         sweep = {1: windows(sess, data, 1, 1.0)}

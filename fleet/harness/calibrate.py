@@ -79,7 +79,7 @@ class Calibrator:
         # Samples that differ in size (ragged) are measured in turn, so the median is a typical
         # sample's cost rather than the first one's.
         turns = itertools.count()
-        ragged = any(spec.ragged for spec in self.task.sample_inputs)
+        ragged = self.task.ragged_samples
 
         def once() -> None:  # the SUT's path, up to QuerySamplesComplete
             rows = indices

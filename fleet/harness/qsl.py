@@ -46,6 +46,7 @@ class SampleStore:
         self.errors = errors
         # input name -> one array whose row r is a sample, or a list of arrays (ragged input)
         self.arrays: dict[str, Any] = {}
+        self._ragged = [spec.name for spec in task.sample_inputs if spec.ragged]
         self.row_of = np.full(task.total_sample_count, -1, dtype=np.int64)
 
     def load(self, indices: list[int]) -> None:
@@ -89,7 +90,13 @@ class SampleStore:
         if (rows < 0).any():
             missing = np.asarray(indices)[rows < 0][:5].tolist()
             raise RuntimeError(f"LoadGen issued samples that are not loaded: {missing}")
-        return self.task.gather(self.arrays, rows)
+        if not self._ragged:
+            return self.task.gather(self.arrays, rows)
+        dense = {name: array for name, array in self.arrays.items() if name not in self._ragged}
+        feed = self.task.gather(dense, rows) if dense else {}
+        for name in self._ragged:
+            feed[name] = [self.arrays[name][int(r)] for r in rows]
+        return feed
 
 
 def _ragged_row(spec: TensorSpec, value: np.ndarray) -> np.ndarray:

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from fleet.harness.tasks import kits19
-from fleet.harness.tasks.unet3d_window import SlidingWindow
+from fleet.harness.tasks.unet3d import INPUT_NAME, OUTPUT_NAME
+from fleet.harness.tasks.unet3d_window import SlidingWindow, window_origins
 
 SHAPES = ((128, 128, 192), (192, 128, 128), (128, 128, 192), (128, 192, 128))
 PADDING_VAL = -2.2
@@ -69,7 +70,7 @@ def _session(model_path: Path):
 
 
 def teacher_labels(session, window: SlidingWindow, image: np.ndarray) -> np.ndarray:
-    return window.segment(image, lambda patch: session.run(["output"], {"input": patch})[0])
+    return window.segment(image, lambda patch: session.run([OUTPUT_NAME], {INPUT_NAME: patch})[0])
 
 
 def _mean_dice(pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -95,7 +96,7 @@ def write_kits19(out: Path, model_path: Path, num_cases: int, seed: int) -> Kits
         shape = SHAPES[i % len(SHAPES)]
         image = synthetic_image(shape, rng)
         label = teacher_labels(session, window, image)
-        windows += sum(1 for _ in _origins(shape))
+        windows += len(list(window_origins(shape)))
         for cls, what in ((1, "kidney"), (2, "tumor")):
             if np.count_nonzero(label == cls) < MIN_CLASS_SHARE * label.size:
                 raise ValueError(f"{name}: the model labels under {MIN_CLASS_SHARE:.0%} of it {what}")
@@ -123,9 +124,3 @@ def write_kits19(out: Path, model_path: Path, num_cases: int, seed: int) -> Kits
         tumor_share=sum(int(np.count_nonzero(lab == 2)) for lab in labels) / voxels,
         flipped_dice=flipped, shuffled_dice=shuffled,
     )
-
-
-def _origins(shape: tuple[int, int, int]):
-    from fleet.harness.tasks.unet3d_window import window_origins
-
-    return window_origins(shape)

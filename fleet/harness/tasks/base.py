@@ -47,12 +47,15 @@ with the accuracy run's (the official `--dtype` of verify_accuracy.py).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+
+from fleet.harness.errors import HarnessError
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,15 @@ class AccuracyResult:
 
     text: str
     value: float
+
+
+@contextmanager
+def scoring(what: str, accuracy_log: Path) -> Iterator[None]:
+    """An accuracy script's failure on a log (unreadable, wrong shape) as one HarnessError line."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError) as exc:
+        raise HarnessError(f"{what} accuracy on {accuracy_log}: {exc}") from None
 
 
 Payloads = np.ndarray | Sequence[Any]
@@ -124,23 +136,23 @@ class Task(ABC):
         """
         return self.inputs
 
+    @property
+    def ragged_samples(self) -> bool:
+        """Whether samples differ in size (some sample input has a None dimension)."""
+        return any(spec.ragged for spec in self.sample_inputs)
+
     @abstractmethod
     def load_sample(self, index: int) -> dict[str, np.ndarray]:
         """One preprocessed sample, `{input name: array of the input's per-sample shape}`."""
 
-    def gather(self, store: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
+    def gather(self, store: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
         """A batch's backend feed from the QSL's contiguous arrays (rows: positions in them).
 
         Consecutive rows are a zero-copy view; others are gathered into a buffer reused from
         call to call (no fresh allocation and page faults per batch). The feed is therefore
-        only valid until the next gather: backends consume it within run(). A ragged input's
-        store is a list of per-sample arrays, and its feed the list of the rows' arrays.
+        only valid until the next gather: backends consume it within run(). Ragged inputs
+        never reach here: the QSL hands their per-sample arrays over as lists.
         """
-        ragged = {name: [array[int(r)] for r in rows] for name, array in store.items()
-                  if isinstance(array, list)}
-        if ragged:
-            dense = {name: array for name, array in store.items() if name not in ragged}
-            return {**(self.gather(dense, rows) if dense else {}), **ragged}
         n = len(rows)
         if n and int(rows[-1]) - int(rows[0]) == n - 1 and (n == 1 or bool(np.all(np.diff(rows) == 1))):
             first = int(rows[0])

@@ -20,7 +20,7 @@ import numpy as np
 
 from fleet.harness.errors import HarnessError
 from fleet.harness.tasks import bert_io, squad_features
-from fleet.harness.tasks.base import AccuracyResult, Indices, Task, TensorSpec
+from fleet.harness.tasks.base import AccuracyResult, Indices, Task, TensorSpec, scoring
 
 SEQ = squad_features.MAX_SEQ_LENGTH
 
@@ -80,10 +80,8 @@ class Bert(Task):
         from fleet.harness.accuracy.squad import score_accuracy_log
 
         dataset, vocab = dataset_paths(dataset_dir)
-        try:
+        with scoring("BERT", accuracy_log):
             result = score_accuracy_log(accuracy_log, dataset, vocab)
-        except (OSError, ValueError, KeyError) as exc:
-            raise HarnessError(f"BERT accuracy on {accuracy_log}: {exc}") from None
         return AccuracyResult(result.text, result.f1)
 
 

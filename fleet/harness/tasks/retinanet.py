@@ -21,7 +21,7 @@ import numpy as np
 
 from fleet.harness.errors import HarnessError
 from fleet.harness.tasks import openimages, retinanet_io
-from fleet.harness.tasks.base import AccuracyResult, Indices, Task, TensorSpec
+from fleet.harness.tasks.base import AccuracyResult, Indices, Task, TensorSpec, scoring
 from fleet.harness.tasks.cache import NpyCache
 
 # Bump when the preprocessing changes so stale caches are not reused.
@@ -113,8 +113,6 @@ class RetinaNet(Task):
     def accuracy(self, accuracy_log: Path, dataset_dir: Path) -> AccuracyResult:
         from fleet.harness.accuracy.openimages import score_accuracy_log
 
-        try:
+        with scoring("RetinaNet", accuracy_log):
             result = score_accuracy_log(accuracy_log, dataset_dir)
-        except (OSError, ValueError, KeyError) as exc:
-            raise HarnessError(f"RetinaNet accuracy on {accuracy_log}: {exc}") from None
         return AccuracyResult(result.text, result.map_percent)

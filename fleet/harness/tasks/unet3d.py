@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from fleet.harness.errors import HarnessError
 from fleet.harness.tasks import kits19
-from fleet.harness.tasks.base import AccuracyResult, Indices, Task, TensorSpec
+from fleet.harness.tasks.base import AccuracyResult, Indices, Task, TensorSpec, scoring
 from fleet.harness.tasks.unet3d_window import CLASSES, ROI, SlidingWindow
 
 INPUT_NAME = "input"
@@ -82,10 +81,8 @@ class UNet3D(Task):
     def accuracy(self, accuracy_log: Path, dataset_dir: Path) -> AccuracyResult:
         from fleet.harness.accuracy.kits import score_accuracy_log
 
-        try:
+        with scoring("3D-UNet", accuracy_log):
             result = score_accuracy_log(accuracy_log, dataset_dir)
-        except (OSError, ValueError, KeyError) as exc:
-            raise HarnessError(f"3D-UNet accuracy on {accuracy_log}: {exc}") from None
         return AccuracyResult(result.text, result.mean)
 
 
