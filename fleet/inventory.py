@@ -48,7 +48,7 @@ class Node:
     ssh: SshTarget | None = None
     workdir: str = DEFAULT_WORKDIR
     python: str | None = None  # interpreter that creates the venv; None: the one ansible uses
-    backend: str = "onnxruntime"
+    backend: str = ""  # fleet_backend; empty: each task's reference backend
     accelerator: str = "cpu"
     threads: int | None = None
     batch_size: int | None = None
@@ -204,7 +204,7 @@ def _node(name: str, groups: set[str], hv: dict[str, Any], path: Path) -> Node:
         ssh=None if connection == "local" else _ssh_target(name, hv),
         workdir=str(hv.get("fleet_workdir") or DEFAULT_WORKDIR),
         python=_opt_str(hv.get("fleet_python")),
-        backend=str(hv.get("fleet_backend", "onnxruntime")),
+        backend=str(hv.get("fleet_backend") or ""),
         accelerator=accelerator,
         threads=_opt_int(name, "fleet_threads", hv.get("fleet_threads")),
         batch_size=_opt_int(name, "fleet_batch_size", hv.get("fleet_batch_size")),

@@ -170,10 +170,11 @@ class _Run:
             return
         # The controller-side builds overlap with provisioning.
         wheel: Future = self.pool.submit(wheelhouse.build_project_wheel, Path(self.settings.cache_dir))
-        deps: dict[wheelhouse.Target, Future] = {
-            wheelhouse.Target.controller(): self.pool.submit(
-                wheelhouse.prepare_deps, Path(self.settings.cache_dir)
+        deps: dict[tuple[wheelhouse.Target, tuple[str, ...]], Future] = {
+            (wheelhouse.Target.controller(), extras): self.pool.submit(
+                wheelhouse.prepare_deps, Path(self.settings.cache_dir), None, None, extras
             )
+            for extras in {self._extras(h) for h in self.hosts}
         }
         store: dict[str, Future] = {}
         if not self.settings.uses_synthetic:
@@ -198,6 +199,10 @@ class _Run:
                 self.progress.node_done(host, "ok" if all(j.status == OK for j in jobs) else "FAILED")
             attempt.update(finished=now(), wall_s=round(time.monotonic() - started, 2))
             self.state.save()
+
+    def _extras(self, host: str) -> tuple[str, ...]:
+        """The wheelhouse extras `host` needs: its jobs' backends decide (pytorch brings torch)."""
+        return wheelhouse.extras_for(spec["backend"] for spec in self.state.specs[host])
 
     # ----- stages -----------------------------------------------------------------------
     @staticmethod
@@ -247,7 +252,9 @@ class _Run:
         self.state.save()
         return alive
 
-    def deploy(self, hosts: list[str], wheel: Future, deps: dict[wheelhouse.Target, Future]) -> list[str]:
+    def deploy(
+        self, hosts: list[str], wheel: Future, deps: dict[tuple[wheelhouse.Target, tuple[str, ...]], Future]
+    ) -> list[str]:
         try:
             project = wheel.result()
         except FleetError as exc:
@@ -258,12 +265,13 @@ class _Run:
         for host in hosts:
             facts = self.state.nodes[host].facts
             target = wheelhouse.Target(facts.get("python") or "", str(facts.get("architecture") or "x86_64"))
-            if target not in deps:
-                deps[target] = self.pool.submit(
-                    wheelhouse.prepare_deps, Path(self.settings.cache_dir), target
+            key = (target, self._extras(host))
+            if key not in deps:
+                deps[key] = self.pool.submit(
+                    wheelhouse.prepare_deps, Path(self.settings.cache_dir), target, None, key[1]
                 )
             try:
-                wh = deps[target].result()
+                wh = deps[key].result()
             except FleetError as exc:
                 self._fail_node(host, "deploy", str(exc))
                 continue

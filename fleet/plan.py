@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from fleet.config import RunSettings
 from fleet.errors import PlanError
+from fleet.harness.backends import model_problem
 from fleet.harness.rules import v3_1 as rules
 from fleet.harness.spec import RunSpec, Tuning
 from fleet.inventory import Node
@@ -59,6 +60,24 @@ def scenarios_for(node: Node, task: str, wanted: Iterable[str] = ()) -> list[str
     return [s for s in allowed if s in wanted]
 
 
+def backend_for(node: Node, task: str) -> str:
+    """The host's fleet_backend, or the task's reference backend; refused if it has no model."""
+    from fleet.harness.errors import HarnessError
+    from fleet.harness.tasks import task_class
+
+    try:
+        backends = task_class(task).model_backends
+    except HarnessError as exc:
+        raise PlanError(str(exc)) from None
+    if not node.backend:
+        return backends[0]
+    problem = model_problem(task, backends, node.backend)
+    if problem:
+        raise PlanError(f"host {node.name} (fleet_backend={node.backend}): {problem} "
+                        f"(set fleet_backend in the inventory, or leave it out for the task's own)")
+    return node.backend
+
+
 def node_specs(node: Node, settings: RunSettings, run_id: str = "") -> list[RunSpec]:
     """One RunSpec per task for `node` (asset paths are filled in on the node's side later)."""
     specs = []
@@ -69,7 +88,7 @@ def node_specs(node: Node, settings: RunSettings, run_id: str = "") -> list[RunS
                 scenarios=scenarios_for(node, task, settings.scenarios),
                 modes=settings.modes_for(task),
                 profile=settings.profile,
-                backend=node.backend,
+                backend=backend_for(node, task),
                 synthetic=settings.uses_synthetic,
                 tuning=Tuning(
                     **{

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,14 @@ from fleet.errors import ProvisionError
 from fleet.resources import source_tree
 
 EXTRA = "node"
+# Extras a host installs on top of `node`, by its fleet_backend (torch is ~190 MB: only the
+# hosts that run it get it).
+BACKEND_EXTRAS: dict[str, tuple[str, ...]] = {"pytorch": ("torch",)}
+
+
+def extras_for(backends: Iterable[str]) -> tuple[str, ...]:
+    """The extras a host running these backends installs (sorted: one wheelhouse per set)."""
+    return (EXTRA, *sorted({e for b in backends for e in BACKEND_EXTRAS.get(b, ())}))
 SOURCE_PARTS = ("pyproject.toml", "README.md", "LICENSE", "fleet", "playbooks", "roles", "inventory")
 
 
@@ -64,14 +72,16 @@ class ProjectWheel:
     path: Path
 
 
-def node_requirements() -> list[str]:
-    """The node extras' requirements plus the base dependencies, from pyproject (or metadata)."""
+def node_requirements(extras: tuple[str, ...] = (EXTRA,)) -> list[str]:
+    """The extras' requirements plus the base dependencies, from pyproject (or metadata)."""
     src = source_tree()
     if src is not None:
         import tomllib
 
         project = tomllib.loads((src / "pyproject.toml").read_text())["project"]
-        reqs = list(project.get("dependencies", [])) + list(project["optional-dependencies"][EXTRA])
+        reqs = list(project.get("dependencies", []))
+        for extra in extras:
+            reqs += project["optional-dependencies"][extra]
         return sorted(dict.fromkeys(reqs))
     from importlib.metadata import requires
 
@@ -80,7 +90,7 @@ def node_requirements() -> list[str]:
     out = []
     for line in requires("mlperf-fleet") or []:
         req = Requirement(line)
-        if req.marker is None or req.marker.evaluate({"extra": EXTRA}):
+        if req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in extras):
             req.marker = None
             out.append(str(req))
     return sorted(dict.fromkeys(out))
@@ -114,11 +124,14 @@ def _pip(args: list[str], what: str) -> None:
 
 
 def prepare_deps(
-    cache_dir: Path, target: Target | None = None, requirements: list[str] | None = None
+    cache_dir: Path,
+    target: Target | None = None,
+    requirements: list[str] | None = None,
+    extras: tuple[str, ...] = (EXTRA,),
 ) -> Deps:
-    """The dependency wheelhouse for `target`, built once per (requirements, target)."""
+    """The dependency wheelhouse for `target` and `extras`, built once per (requirements, target)."""
     target = target or Target.controller()
-    reqs = tuple(requirements if requirements is not None else node_requirements())
+    reqs = tuple(requirements if requirements is not None else node_requirements(extras))
     key = _key(reqs, target.python, target.machine)
     root = Path(cache_dir) / "wheelhouse"
     wdir, tar = root / key, root / f"{key}.tar"

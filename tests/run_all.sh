@@ -21,7 +21,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[all,test]'
+.venv/bin/python -m pip install -q -e '.[all,test,torch]'
 
 .venv/bin/python -m ruff check fleet tests benchmarks
 exec .venv/bin/python -m pytest "$@"

@@ -85,7 +85,7 @@ def _validate(spec: RunSpec) -> None:
             raise HarnessError(f"unknown mode {mode!r} (choose from {', '.join(rules.MODES)})")
     if spec.profile not in rules.PROFILES:
         raise HarnessError(f"unknown profile {spec.profile!r} (choose from {', '.join(rules.PROFILES)})")
-    if spec.backend not in backend_names():
+    if spec.backend and spec.backend not in backend_names():
         raise HarnessError(f"unknown backend {spec.backend!r} (choose from {', '.join(backend_names())})")
 
 
@@ -102,6 +102,8 @@ class Harness:
         self.echo = echo or (lambda line: print(line, flush=True))
         self.wrap_backend = wrap_backend
         self.task = get_task(spec.task)
+        if not spec.backend:  # the task's reference backend (onnxruntime; pytorch for RNN-T)
+            spec = self.spec = replace(spec, backend=self.task.model_backends[0])
         self.model_rules = rules.MODELS[self.task.rules_model]
         allowed = {s for scens in self.model_rules.required_scenarios.values() for s in scens}
         for scenario in spec.scenarios:

@@ -53,7 +53,7 @@ class RunSpec:
     scenarios: list[str]
     modes: list[str] = field(default_factory=lambda: ["performance", "accuracy"])
     profile: str = "smoke"  # smoke | submission
-    backend: str = "onnxruntime"
+    backend: str = ""  # empty: the task's reference backend (Task.model_backends[0])
     model: str = ""  # path on the node
     dataset: str = ""  # path on the node
     synthetic: bool = False  # assets made by fleet.harness.synthetic (never a real closed result)

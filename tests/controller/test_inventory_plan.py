@@ -194,3 +194,23 @@ def test_runstate_roundtrip(tmp_path):
     again = RunState.load(path)
     assert again.to_dict() == state.to_dict()
     assert [j.id for j in again.failed] == ["n1/resnet50/Offline"]
+
+
+def test_each_task_runs_on_its_own_backend_unless_the_host_names_one(tmp_path):
+    ini = LAB_INI.replace("fleet_backend=onnxruntime\n", "")
+    inv = load_inventory(write(tmp_path, "lab.ini", ini))
+    specs = build(inv, settings(inv.path, tasks=["rnnt", "resnet50"]))
+    assert {(s.task, s.backend) for s in specs["e1"]} == {("rnnt", "pytorch"), ("resnet50", "onnxruntime")}
+
+
+@pytest.mark.parametrize("backend, task, message", [
+    ("onnxruntime", "rnnt", r"host e1 \(fleet_backend=onnxruntime\): rnnt has no onnxruntime model "
+                            r"\(its reference model is for pytorch\): use backend pytorch for rnnt"),
+    ("pytorch", "resnet50", r"host e1 \(fleet_backend=pytorch\): resnet50 has no pytorch model"),
+    ("tensorflow", "resnet50", r"host e1 \(fleet_backend=tensorflow\): unknown backend 'tensorflow'"),
+])
+def test_plan_refuses_a_backend_without_a_model_for_the_task(tmp_path, backend, task, message):
+    inv = load_inventory(write(tmp_path, "lab.ini", LAB_INI.replace("fleet_backend=onnxruntime",
+                                                                    f"fleet_backend={backend}")))
+    with pytest.raises(PlanError, match=message):
+        build(inv, settings(inv.path, tasks=[task]))

@@ -58,3 +58,12 @@ def test_node_requirements_are_the_node_extra():
     assert set(node_requirements()) == set(project["dependencies"]) | set(
         project["optional-dependencies"]["node"]
     )
+
+
+def test_pytorch_hosts_get_the_pinned_cpu_torch_and_the_others_do_not():
+    from fleet.wheelhouse import extras_for
+
+    assert extras_for(["onnxruntime", "null"]) == ("node",)
+    assert extras_for(["pytorch", "onnxruntime"]) == ("node", "torch")
+    with_torch = node_requirements(extras_for(["pytorch"]))
+    assert "torch==2.13.0" in with_torch and set(node_requirements()) < set(with_torch)

@@ -30,6 +30,7 @@ REGISTRY: dict[str, str] = {
     "bert-99.9": "fleet.harness.synthetic.bert_assets:make_bert999_assets",
     "3d-unet-99": "fleet.harness.synthetic.unet3d_assets:make_unet3d_assets",
     "3d-unet-99.9": "fleet.harness.synthetic.unet3d_assets:make_unet3d_999_assets",
+    "rnnt": "fleet.harness.synthetic.rnnt_assets:make_rnnt_assets",
 }
 
 

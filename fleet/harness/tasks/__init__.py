@@ -18,6 +18,7 @@ REGISTRY: dict[str, str] = {
     "bert-99.9": "fleet.harness.tasks.bert:Bert999",
     "3d-unet-99": "fleet.harness.tasks.unet3d:UNet3D",
     "3d-unet-99.9": "fleet.harness.tasks.unet3d:UNet3D999",
+    "rnnt": "fleet.harness.tasks.rnnt:RNNT",
 }
 
 
@@ -25,10 +26,15 @@ def task_names() -> list[str]:
     return sorted(REGISTRY)
 
 
-def get_task(name: str) -> Task:
-    """A fresh Task instance; HarnessError naming the known tasks if `name` is not one."""
+def task_class(name: str) -> type[Task]:
+    """The Task class (its class attributes describe it without opening anything)."""
     target = REGISTRY.get(name)
     if target is None:
         raise HarnessError(f"unknown task {name!r} (this harness runs: {', '.join(task_names())})")
     module_name, cls_name = target.split(":")
-    return getattr(importlib.import_module(module_name), cls_name)()
+    return getattr(importlib.import_module(module_name), cls_name)
+
+
+def get_task(name: str) -> Task:
+    """A fresh Task instance; HarnessError naming the known tasks if `name` is not one."""
+    return task_class(name)()

@@ -101,6 +101,17 @@ class Task(ABC):
     inputs: tuple[TensorSpec, ...]  # the class's default; inputs_for may pick another per instance
     outputs: ClassVar[tuple[TensorSpec, ...]]  # the outputs postprocess needs
     response_dtype: ClassVar[str] = "float32"
+    # Backends with a model for this task (the null backend needs none and runs every task).
+    model_backends: ClassVar[tuple[str, ...]] = ("onnxruntime",)
+
+    def torch_model(self, path: Path) -> Any:
+        """The network the pytorch backend runs, built from the checkpoint at `path`.
+
+        A task whose reference model is a PyTorch checkpoint lists "pytorch" in
+        `model_backends` and builds its architecture here (a checkpoint holds weights, not
+        code); a missing key or a wrong shape is a HarnessError naming the file.
+        """
+        raise HarnessError(f"{self.name} has no PyTorch model")
 
     @abstractmethod
     def open(self, dataset_dir: Path, cache_dir: Path) -> None:
