@@ -401,3 +401,44 @@ def test_unet3d_runs_on_edge_and_datacenter_and_the_official_checker_accepts_the
     for result in ("test_node1/3d-unet-99/SingleStream", "test_node1/3d-unet-99/Offline",
                    "test_node2/3d-unet-99/Offline"):
         assert any(result in key for key in seen), verdict.render()
+
+
+def test_rnnt_runs_on_the_pytorch_backend_and_the_official_checker_accepts_the_tree(
+        full_run, testnodes, fleet_cache, official_inference, tmp_path):
+    """Issue 11 end to end: rnnt on its reference backend (pytorch, deployed from the
+    controller's wheelhouse to nodes with no route out) on the edge node (SingleStream,
+    Offline) and a datacenter node (Server, Offline), merged, `fleet check` and the official
+    v3.1 checker."""
+    from fleet.submission.official import run_official
+
+    assert full_run[0].returncode == 0
+    proc = fleet("run", "-i", str(testnodes.inventory), "-t", "rnnt", "--limit", "node1,node2",
+                 "--runs-dir", str(tmp_path), "--run-id", "rnnt", "--synthetic",
+                 "--synthetic-variant", "small", "--plain", cache=fleet_cache)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    state = RunState.load(tmp_path / "rnnt" / "run.json")
+    got = {(j.host, j.scenario) for j in state.jobs.values()}
+    assert got == {("node1", "SingleStream"), ("node1", "Offline"), ("node2", "Server"), ("node2", "Offline")}
+    for job in state.jobs.values():
+        assert job.status == "ok" and job.validity == "VALID", (job.id, job.error)
+        assert job.accuracy == pytest.approx(100.0), job.id  # (1 - WER) % on the teacher's transcripts
+    print("stages", state.attempts[-1].get("stages"))
+    tree = tmp_path / "rnnt" / "submission" / "open" / "MLPerfFleet"
+    acc = tree / "results" / "test_node2" / "rnnt" / "Server" / "accuracy" / "accuracy.txt"
+    assert acc.read_text().startswith("Word Error Rate: 0.0%, accuracy=100.0%")
+    systems = json.loads((tree / "systems" / "test_node1.json").read_text())
+    assert systems["framework"].startswith("PyTorch 2.13.0"), systems["framework"]
+    check = fleet("check", str(tmp_path / "rnnt"), "--profile", "smoke", cache=fleet_cache)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "VERDICT: PASS under smoke thresholds" in check.stdout
+    verdict = run_official(official_inference, tree.parent.parent, "MLPerfFleet")
+    print(verdict.render())
+    assert verdict.summary_ok is not None, verdict.render()
+    reduced = [e for e in verdict.errors if SMOKE_REDUCTIONS.search(e)]
+    other = [e for e in verdict.errors if e not in reduced and not (
+        e.endswith(" has issues") and any(r.startswith(e.split()[0] + "/") for r in reduced))]
+    assert not other, verdict.render()
+    seen = set(verdict.results) | set(verdict.no_results)
+    for result in ("test_node1/rnnt/SingleStream", "test_node1/rnnt/Offline", "test_node2/rnnt/Server",
+                   "test_node2/rnnt/Offline"):
+        assert any(result in key for key in seen), verdict.render()
