@@ -1,12 +1,14 @@
-"""Offline harness throughput against a plain onnxruntime loop, for RetinaNet, BERT and 3D-UNet.
+"""Offline harness throughput against a plain backend loop, for RetinaNet, BERT, 3D-UNet and RNN-T.
 
-    .venv/bin/python benchmarks/tasks_vs_raw.py [--tasks retinanet,bert-99,3d-unet-99] [--seconds 5]
-                                                [--rounds 3]
+    .venv/bin/python benchmarks/tasks_vs_raw.py [--tasks retinanet,bert-99,3d-unet-99,rnnt]
+                                                [--seconds 5] [--rounds 3]
 
 The same synthetic model and preprocessed samples feed both sides on the same machine in one
 run. Raw: `session.run` over contiguous batches at its best batch size (RetinaNet's model is
 fixed at batch 1); for 3D-UNet, the reference sliding window over the cases in turn, one
-`session.run` per 128^3 window (its share of the time outside onnxruntime is reported).
+`session.run` per 128^3 window (its share of the time outside onnxruntime is reported); for
+RNN-T, a plain PyTorch loop over the utterances with the same model, features and greedy
+decoder (its time per phase is reported: features, encoder, decode loop).
 Harness: LoadGen Offline with no tuning flags (it picks threads and batch size itself). Each
 harness run sits between two raw runs of the same length and is compared with their mean, so
 drifting load from other processes hits both sides alike. Target: harness >= 0.95 of raw.
@@ -16,8 +18,10 @@ Prints a table; never asserts.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from fleet.harness.rules import v3_1 as rules  # noqa: E402
 from fleet.harness.runner import Harness  # noqa: E402
 from fleet.harness.spec import RunSpec  # noqa: E402
-from fleet.harness.synthetic import synthesize  # noqa: E402
+from fleet.harness.synthetic import MARKER  # noqa: E402
 from fleet.harness.tasks import get_task  # noqa: E402
 
 RAW_BATCHES = (1, 2, 4, 8, 16, 32)
@@ -91,6 +95,43 @@ class RawWindows:
         return done / self.total_s
 
 
+class RawRnnt:
+    """A bare PyTorch loop (RNN-T): features, encoder and greedy decode per utterance, phases timed."""
+
+    def __init__(self, model: Path, waveforms: list[np.ndarray]) -> None:
+        from fleet.harness.tasks.rnnt_features import FeatureExtractor
+        from fleet.harness.tasks.rnnt_model import GreedyDecoder, load_rnnt
+
+        self.model = load_rnnt(model)
+        self.features = FeatureExtractor()
+        self.decoder = GreedyDecoder(self.model.encoder, self.model.prediction, self.model.joint)
+        self.waveforms = waveforms
+        self.phases = {"features": 0.0, "encoder": 0.0, "decode loop": 0.0}
+
+    def _one(self, waveform: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        x, lens = self.features(waveform)
+        t1 = time.perf_counter()
+        enc, enc_lens = self.model.encoder(x, lens)
+        t2 = time.perf_counter()
+        self.decoder.decode_encoded(enc[0], int(enc_lens[0]))
+        t3 = time.perf_counter()
+        for name, span in zip(self.phases, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            self.phases[name] += span
+
+    def __call__(self, sess, data, batch: int, seconds: float) -> float:
+        import torch
+
+        with torch.inference_mode():
+            self._one(self.waveforms[0])  # warm-up
+            self.phases = dict.fromkeys(self.phases, 0.0)
+            done, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds or done < len(self.waveforms):
+                self._one(self.waveforms[done % len(self.waveforms)])
+                done += 1
+        return done / (time.perf_counter() - start)
+
+
 class TimedBackend:
     """The harness's backend, with the time spent inside its run() and the span of its calls."""
 
@@ -116,22 +157,17 @@ class TimedBackend:
 
 
 def bench_task(name: str, tmp: Path, seconds: float, rounds: int) -> dict:
-    marker = synthesize(name, tmp / name / "assets", seed=0, variant="full")
+    # In a child process: synthesis runs PyTorch (RNN-T's teacher), whose OpenMP pool would
+    # otherwise stay in this process's main thread beside the backend's.
+    subprocess.run([sys.executable, "-m", "fleet.harness", "synth", "--task", name, "--out",
+                    str(tmp / name / "assets"), "--variant", "full"], check=True, capture_output=True)
+    marker = json.loads((tmp / name / "assets" / MARKER).read_text())
     model, dataset = assets_of(marker, tmp / name / "assets")
     task = get_task(name)
     task.open(dataset, tmp / name / "cache" / "raw")
     samples = [task.load_sample(i) for i in range(task.total_sample_count)]
-    sess = raw_session(model)
+    sess = raw_session(model) if "onnxruntime" in task.model_backends else None
     raw_offline_of = raw_offline
-    if task.ragged_samples:  # whole cases, windowed: no batch axis
-        data = {}
-        raw_offline_of = windows = RawWindows(sess, [s["image"] for s in samples])
-        sweep = {1: windows(sess, data, 1, 1.0)}
-    else:
-        data = {k: np.ascontiguousarray(np.stack([s[k] for s in samples])) for k in samples[0]}
-        batches = [b for b in RAW_BATCHES if task.max_batch_size is None or b <= task.max_batch_size]
-        sweep = {b: raw_offline(sess, data, b, 1.0) for b in batches}
-    best = max(sweep, key=lambda b: sweep[b])
     spec = RunSpec(task=name, scenarios=["Offline"], modes=["performance"], model=str(model),
                    dataset=str(dataset))
     # Smoke rules with --seconds long runs, calibrating as long as the submission profile does.
@@ -144,9 +180,27 @@ def bench_task(name: str, tmp: Path, seconds: float, rounds: int) -> dict:
         timed.append(TimedBackend(backend))
         return timed[-1]
 
-    harness = Harness(spec, tmp / name / "out", cache_root=tmp / name / "cache", profile=profile,
-                      wrap_backend=wrap if isinstance(raw_offline_of, RawWindows) else None,
-                      echo=lambda line: None)
+    harness = None
+    if sess is None:  # RNN-T: PyTorch, one utterance at a time
+        # The raw loop runs on the thread that owns PyTorch's OpenMP pool in this process (the
+        # backend's), as it would in a script of its own: a second pool would throttle both.
+        harness = Harness(spec, tmp / name / "out", cache_root=tmp / name / "cache", profile=profile,
+                          echo=lambda line: None)
+        data, raw_loop = {}, harness.backend.pinned(RawRnnt)(model, [s["waveform"] for s in samples])
+        raw_offline_of = harness.backend.pinned(raw_loop)
+        sweep = {1: raw_offline_of(sess, data, 1, 1.0)}
+    elif task.ragged_samples:  # whole cases, windowed: no batch axis
+        data = {}
+        raw_offline_of = windows = RawWindows(sess, [s["image"] for s in samples])
+        sweep = {1: windows(sess, data, 1, 1.0)}
+    else:
+        data = {k: np.ascontiguousarray(np.stack([s[k] for s in samples])) for k in samples[0]}
+        batches = [b for b in RAW_BATCHES if task.max_batch_size is None or b <= task.max_batch_size]
+        sweep = {b: raw_offline(sess, data, b, 1.0) for b in batches}
+    best = max(sweep, key=lambda b: sweep[b])
+    harness = harness or Harness(spec, tmp / name / "out", cache_root=tmp / name / "cache", profile=profile,
+                                 wrap_backend=wrap if isinstance(raw_offline_of, RawWindows) else None,
+                                 echo=lambda line: None)
     ratios, rows = [], []
     for _ in range(rounds):
         before = raw_offline_of(sess, data, best, seconds)
@@ -160,12 +214,15 @@ def bench_task(name: str, tmp: Path, seconds: float, rounds: int) -> dict:
     if isinstance(raw_offline_of, RawWindows):
         result["outside_ort"] = 1 - raw_offline_of.ort_s / raw_offline_of.total_s
         result["harness_outside_ort"] = statistics.median(t.outside_share() for t in timed)
+    if sess is None:
+        total = sum(raw_loop.phases.values())
+        result["phases"] = {k: v / total for k, v in raw_loop.phases.items()}
     return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="retinanet,bert-99,3d-unet-99")
+    parser.add_argument("--tasks", default="retinanet,bert-99,3d-unet-99,rnnt")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -186,6 +243,9 @@ def main() -> int:
                   "and last window outside onnxruntime (window work, LoadGen, responses)")
             print(f"{res['task']} raw loop: {res['outside_ort']:.1%} of its time outside onnxruntime "
                   "(window copies, Gaussian weighting, accumulation, argmax)")
+        if "phases" in res:
+            print(f"{res['task']} raw loop time by phase: "
+                  + ", ".join(f"{k} {v:.1%}" for k, v in res["phases"].items()))
     print(f"\n(took {time.perf_counter() - start:.0f} s; 1-min load average {load_before:.1f} at start, "
           f"{os.getloadavg()[0]:.1f} at end on {os.cpu_count()} CPUs)")
     return 0

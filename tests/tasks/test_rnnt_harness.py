@@ -314,7 +314,7 @@ def test_the_pytorch_backend_never_falls_back_silently(assets, device: str, mess
 def test_the_pytorch_backend_threads_versions_and_inference_mode(backend) -> None:
     import torch
 
-    assert backend.threads == 1 and torch.get_num_threads() == 1
+    assert backend.threads == 1 and backend.pinned(torch.get_num_threads)() == 1
     assert backend.versions() == {"torch": torch.__version__}
     encoder = backend.program("encoder")
     out, lens = encoder(torch.zeros(9, 1, 240), torch.tensor([9], dtype=torch.int32))
@@ -322,6 +322,27 @@ def test_the_pytorch_backend_threads_versions_and_inference_mode(backend) -> Non
     assert out.is_inference() and not out.requires_grad
     with pytest.raises(HarnessError, match="has no part 'decoder'"):
         backend.program("decoder")
+
+
+def test_the_pytorch_backend_runs_every_call_on_its_own_thread(assets, task_on) -> None:
+    """One OpenMP pool per process: loading, run(), programs and pinned calls share one thread."""
+    import threading
+
+    backend = open_backend("pytorch", assets.model, task_on, BackendOptions(threads=1))
+    try:
+        seen = [backend.pinned(threading.get_ident)()]
+        askers = [threading.Thread(target=lambda: seen.append(backend.pinned(threading.get_ident)()))
+                  for _ in range(2)]  # two different SUT threads ask
+        for t in askers:
+            t.start()
+            t.join()
+        seen = set(seen)
+        assert len(seen) == 1 and threading.get_ident() not in seen
+        with pytest.raises(ZeroDivisionError):  # an error raised there is raised to the caller
+            backend.pinned(lambda: 1 / 0)()
+        assert backend.pinned(lambda: 7)() == 7  # and the thread lives on
+    finally:
+        backend.close()
 
 
 @pytest.mark.parametrize("fault, message", [

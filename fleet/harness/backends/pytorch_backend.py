@@ -7,7 +7,16 @@ the device, the thread pool sized like onnxruntime's (one thread per physical co
 usable CPU under an affinity mask or cgroup quota), inference mode (no autograd), and the
 versions that go into the manifest.
 
-Two ways in, both from the harness's one inference thread:
+Every torch call runs on one thread the backend owns: loading, `run`, and (through `pinned`,
+which the SUT applies) a task's whole `infer`. PyTorch's OpenMP pool belongs to the thread
+that first runs a parallel op; the SUT's inference happens on several threads over a run
+(calibration, the Offline and Server workers, LoadGen's issue thread), and each of them
+would start a pool of its own. With more pool threads than CPUs, libgomp throttles its
+spin-waiting, and a decode loop of many small ops then waits on every wake-up: measured on
+2 CPUs, RNN-T decoding ran at 0.75x. One thread, one pool; the hand-off costs one queue
+round trip per batch.
+
+Two ways in:
 - `run(feed, n)`: numpy feed in, numpy outputs out, one forward call (single-program models);
 - `program(name)`: a named part of the model (a submodule or method), called with torch
   tensors under inference mode, for a task whose `infer` drives the model step by step (a
@@ -18,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import queue
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,6 +62,40 @@ def _set_threads(torch: Any, threads: int) -> None:
         torch.set_num_interop_threads(1)
 
 
+class _OwnThread:
+    """One long-lived thread that runs the calls handed to it, in order, and returns their results."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="fleet-torch", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, args, kwargs, box, done = job
+            try:
+                box.append((True, fn(*args, **kwargs)))
+            except BaseException as exc:  # handed back to the caller, raised there
+                box.append((False, exc))
+            done.set()
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is self._thread:  # already here (run() inside a pinned infer)
+            return fn(*args, **kwargs)
+        box: list[tuple[bool, Any]] = []
+        done = threading.Event()
+        self._jobs.put((fn, args, kwargs, box, done))
+        done.wait()
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+
+
 class PyTorchBackend:
     name = "pytorch"
     needs_feed = True
@@ -69,16 +114,32 @@ class PyTorchBackend:
         if options.threads is not None and options.threads < 1:
             raise HarnessError("--threads must be at least 1")
         self.threads = int(options.threads or intra_op_threads()[0])
-        _set_threads(torch, self.threads)
         self.device = torch.device(device)
         self.execution_provider = device
         self.max_useful_batch = MAX_USEFUL_BATCH[device]
-        with torch.inference_mode():
-            module = task.torch_model(Path(model))
-        self.module = module.eval().to(self.device)
         self._outputs = [spec.name for spec in task.outputs]
+        self._own = _OwnThread()
+        try:
+            self.module = self._own.call(self._load, task, Path(model))
+        except BaseException:
+            self._own.close()
+            raise
+
+    def _load(self, task: Task, model: Path) -> Any:
+        torch = self._torch
+        _set_threads(torch, self.threads)
+        with torch.inference_mode():
+            module = task.torch_model(model)
+        return module.eval().to(self.device)
+
+    def pinned(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        """`call` run on the backend's own thread (see the module docstring)."""
+        return functools.partial(self._own.call, call)
 
     def run(self, feed: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+        return self._own.call(self._run, feed, n)
+
+    def _run(self, feed: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
         torch = self._torch
         with torch.inference_mode():
             args = {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in feed.items()}
@@ -93,10 +154,13 @@ class PyTorchBackend:
         if part is None or not callable(part):
             raise HarnessError(f"the loaded {type(self.module).__name__} has no part {name!r}")
 
-        @functools.wraps(part)
-        def call(*args: Any, **kwargs: Any) -> Any:
+        def in_inference_mode(*args: Any, **kwargs: Any) -> Any:
             with self._torch.inference_mode():
                 return part(*args, **kwargs)
+
+        @functools.wraps(part)
+        def call(*args: Any, **kwargs: Any) -> Any:  # inline on the backend's thread (in infer)
+            return self._own.call(in_inference_mode, *args, **kwargs)
 
         return call
 
@@ -108,4 +172,6 @@ class PyTorchBackend:
         return found
 
     def close(self) -> None:
-        self.module = None
+        if self.module is not None:
+            self.module = None
+            self._own.close()
