@@ -366,12 +366,29 @@ SMOKE_REDUCTIONS = re.compile(
 )
 
 
+def assert_official_checker_reports_only_smoke_reductions(official: Path, tree: Path,
+                                                          results: tuple[str, ...]) -> None:
+    """The official v3.1 checker ran to its summary over `tree` (an org's directory), saw each
+    of `results`, and its only errors are the smoke profile's reduced rules."""
+    from fleet.submission.official import run_official
+
+    verdict = run_official(official, tree.parent.parent, tree.name)
+    print(verdict.render())
+    assert verdict.summary_ok is not None, verdict.render()  # it ran to its SUMMARY
+    reduced = [e for e in verdict.errors if SMOKE_REDUCTIONS.search(e)]
+    # "<run dir> has issues" follows the lines that name them; it must be a reduced run's.
+    other = [e for e in verdict.errors if e not in reduced and not (
+        e.endswith(" has issues") and any(r.startswith(e.split()[0] + "/") for r in reduced))]
+    assert reduced and not other, verdict.render()
+    seen = set(verdict.results) | set(verdict.no_results)
+    for result in results:
+        assert any(result in key for key in seen), verdict.render()
+
+
 def test_unet3d_runs_on_edge_and_datacenter_and_the_official_checker_accepts_the_tree(
         full_run, testnodes, fleet_cache, official_inference, tmp_path):
     """Issue 12 end to end: 3d-unet-99 on the edge node (SingleStream, Offline) and a datacenter
     node (Offline), merged, `fleet check` and the official v3.1 checker from ../shared/external/."""
-    from fleet.submission.official import run_official
-
     assert full_run[0].returncode == 0
     proc = fleet("run", "-i", str(testnodes.inventory), "-t", "3d-unet-99", "--limit", "node1,node2",
                  "--runs-dir", str(tmp_path), "--run-id", "unet", "--synthetic",
@@ -389,18 +406,9 @@ def test_unet3d_runs_on_edge_and_datacenter_and_the_official_checker_accepts_the
     check = fleet("check", str(tmp_path / "unet"), "--profile", "smoke", cache=fleet_cache)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "VERDICT: PASS under smoke thresholds" in check.stdout
-    verdict = run_official(official_inference, tree.parent.parent, "MLPerfFleet")
-    print(verdict.render())
-    assert verdict.summary_ok is not None, verdict.render()  # it ran to its SUMMARY
-    reduced = [e for e in verdict.errors if SMOKE_REDUCTIONS.search(e)]
-    # "<run dir> has issues" follows the lines that name them; it must be a reduced run's.
-    other = [e for e in verdict.errors if e not in reduced and not (
-        e.endswith(" has issues") and any(r.startswith(e.split()[0] + "/") for r in reduced))]
-    assert reduced and not other, verdict.render()
-    seen = set(verdict.results) | set(verdict.no_results)
-    for result in ("test_node1/3d-unet-99/SingleStream", "test_node1/3d-unet-99/Offline",
-                   "test_node2/3d-unet-99/Offline"):
-        assert any(result in key for key in seen), verdict.render()
+    assert_official_checker_reports_only_smoke_reductions(official_inference, tree, (
+        "test_node1/3d-unet-99/SingleStream", "test_node1/3d-unet-99/Offline",
+        "test_node2/3d-unet-99/Offline"))
 
 
 def test_rnnt_runs_on_the_pytorch_backend_and_the_official_checker_accepts_the_tree(
@@ -409,8 +417,6 @@ def test_rnnt_runs_on_the_pytorch_backend_and_the_official_checker_accepts_the_t
     controller's wheelhouse to nodes with no route out) on the edge node (SingleStream,
     Offline) and a datacenter node (Server, Offline), merged, `fleet check` and the official
     v3.1 checker."""
-    from fleet.submission.official import run_official
-
     assert full_run[0].returncode == 0
     proc = fleet("run", "-i", str(testnodes.inventory), "-t", "rnnt", "--limit", "node1,node2",
                  "--runs-dir", str(tmp_path), "--run-id", "rnnt", "--synthetic",
@@ -431,14 +437,6 @@ def test_rnnt_runs_on_the_pytorch_backend_and_the_official_checker_accepts_the_t
     check = fleet("check", str(tmp_path / "rnnt"), "--profile", "smoke", cache=fleet_cache)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "VERDICT: PASS under smoke thresholds" in check.stdout
-    verdict = run_official(official_inference, tree.parent.parent, "MLPerfFleet")
-    print(verdict.render())
-    assert verdict.summary_ok is not None, verdict.render()
-    reduced = [e for e in verdict.errors if SMOKE_REDUCTIONS.search(e)]
-    other = [e for e in verdict.errors if e not in reduced and not (
-        e.endswith(" has issues") and any(r.startswith(e.split()[0] + "/") for r in reduced))]
-    assert not other, verdict.render()
-    seen = set(verdict.results) | set(verdict.no_results)
-    for result in ("test_node1/rnnt/SingleStream", "test_node1/rnnt/Offline", "test_node2/rnnt/Server",
-                   "test_node2/rnnt/Offline"):
-        assert any(result in key for key in seen), verdict.render()
+    assert_official_checker_reports_only_smoke_reductions(official_inference, tree, (
+        "test_node1/rnnt/SingleStream", "test_node1/rnnt/Offline", "test_node2/rnnt/Server",
+        "test_node2/rnnt/Offline"))
