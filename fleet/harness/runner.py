@@ -89,6 +89,15 @@ def _validate(spec: RunSpec) -> None:
         raise HarnessError(f"unknown backend {spec.backend!r} (choose from {', '.join(backend_names())})")
 
 
+def with_task_backend(spec: RunSpec) -> RunSpec:
+    """`spec` with its backend named: empty means the task's reference backend (pytorch for RNN-T)."""
+    if spec.backend:
+        return spec
+    from fleet.harness.tasks import task_class
+
+    return replace(spec, backend=task_class(spec.task).model_backends[0])
+
+
 class Harness:
     """Prepared once (dataset, digests, backend), then runs each (scenario, mode) of the spec."""
 
@@ -101,9 +110,8 @@ class Harness:
         self.out = Path(out)
         self.echo = echo or (lambda line: print(line, flush=True))
         self.wrap_backend = wrap_backend
+        spec = self.spec = with_task_backend(spec)
         self.task = get_task(spec.task)
-        if not spec.backend:  # the task's reference backend (onnxruntime; pytorch for RNN-T)
-            spec = self.spec = replace(spec, backend=self.task.model_backends[0])
         self.model_rules = rules.MODELS[self.task.rules_model]
         allowed = {s for scens in self.model_rules.required_scenarios.values() for s in scens}
         for scenario in spec.scenarios:

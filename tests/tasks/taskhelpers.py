@@ -46,6 +46,34 @@ class PacedBackend(WrappedBackend):
         return out
 
 
+class PacedPinned(WrappedBackend):
+    """A backend whose task drives it through `pinned` (RNN-T): the whole infer of a batch is
+    padded to `pace_s` per sample in Offline; programs and device are the real backend's."""
+
+    def __init__(self, inner: Any, ctx: RunContext, pace_s: float) -> None:
+        super().__init__(inner)
+        self.pace_s = pace_s if ctx.scenario == "Offline" else 0.0
+        self.device, self.program = inner.device, inner.program
+
+    def pinned(self, call: Any) -> Any:
+        run = self.inner.pinned(call)
+
+        def paced(feed: dict[str, Any], n: int) -> Any:
+            start = time.perf_counter()
+            out = run(feed, n)
+            left = self.pace_s * n - (time.perf_counter() - start)
+            if left > 0:
+                time.sleep(left)
+            return out
+
+        return paced
+
+
+def paced_pinned(pace_s: float):
+    """A wrap_backend for Harness: PacedPinned."""
+    return lambda inner, ctx: PacedPinned(inner, ctx, pace_s)
+
+
 def make_harness(
     task: str,
     marker_root: Path,

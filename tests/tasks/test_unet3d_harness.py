@@ -25,7 +25,10 @@ from fleet.harness.tasks.unet3d_window import SlidingWindow, gaussian_1d, import
 pytestmark = pytest.mark.timeout(900)
 
 TASK = "3d-unet-99"
-PACE_S = 0.6  # per window in Offline runs (one window takes ~0.3 s on one busy core)
+# Per window in Offline runs. A small-variant window with its window work took 0.64 s on one
+# thread of this 2-CPU machine (Offline at 0.74-0.75 cases/s against 0.83 paced at 0.6 s), so
+# 0.6 s paced nothing and TEST05's 5 % bound failed on noise; 0.9 s leaves a third of slack.
+PACE_S = 0.9
 KITS_DIR = "vision/medical_imaging/3d-unet-kits19"
 
 

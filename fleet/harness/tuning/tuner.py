@@ -34,7 +34,7 @@ from fleet.harness.errors import HarnessError
 from fleet.harness.nodeinfo import server_intra_op_threads, usable_cpus
 from fleet.harness.planning import SERVER_BATCH_SHARE_OF_BOUND
 from fleet.harness.rules import v3_1 as rules
-from fleet.harness.runner import BackendWrapper
+from fleet.harness.runner import BackendWrapper, with_task_backend
 from fleet.harness.spec import RunSpec
 from fleet.harness.tasks import get_task
 from fleet.harness.tuning import record
@@ -359,6 +359,7 @@ def tune_spec(spec: RunSpec, out: Path, opts: TuneOptions, *, cache_root: Path |
     opts.check()
     if not spec.scenarios:
         raise HarnessError("no scenario to tune")
+    spec = with_task_backend(spec)
     out = Path(out)
     run_profile = rules.PROFILES.get(spec.profile)
     if run_profile is None:
