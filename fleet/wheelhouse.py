@@ -35,10 +35,12 @@ EXTRA = "node"
 BACKEND_EXTRAS: dict[str, tuple[str, ...]] = {"pytorch": ("torch",)}
 
 
+SOURCE_PARTS = ("pyproject.toml", "README.md", "LICENSE", "fleet", "playbooks", "roles", "inventory")
+
+
 def extras_for(backends: Iterable[str]) -> tuple[str, ...]:
     """The extras a host running these backends installs (sorted: one wheelhouse per set)."""
     return (EXTRA, *sorted({e for b in backends for e in BACKEND_EXTRAS.get(b, ())}))
-SOURCE_PARTS = ("pyproject.toml", "README.md", "LICENSE", "fleet", "playbooks", "roles", "inventory")
 
 
 @dataclass(frozen=True)

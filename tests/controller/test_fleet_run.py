@@ -385,27 +385,36 @@ def assert_official_checker_reports_only_smoke_reductions(official: Path, tree: 
         assert any(result in key for key in seen), verdict.render()
 
 
+def run_on_edge_and_datacenter(task: str, run_id: str, testnodes, fleet_cache, runs: Path,
+                               jobs: set[tuple[str, str]], accuracy: float) -> tuple[RunState, Path]:
+    """`fleet run` of `task` on node1 (edge) and node2 (datacenter) on synthetic assets: every
+    job in `jobs` ok, VALID and scoring `accuracy` on the teacher's labels, and `fleet check`
+    passing. Returns the run state and the merged tree's organization directory."""
+    proc = fleet("run", "-i", str(testnodes.inventory), "-t", task, "--limit", "node1,node2",
+                 "--runs-dir", str(runs), "--run-id", run_id, "--synthetic",
+                 "--synthetic-variant", "small", "--plain", cache=fleet_cache)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    state = RunState.load(runs / run_id / "run.json")
+    assert {(j.host, j.scenario) for j in state.jobs.values()} == jobs
+    for job in state.jobs.values():
+        assert job.status == "ok" and job.validity == "VALID", (job.id, job.error)
+        assert job.accuracy == pytest.approx(accuracy), job.id
+    check = fleet("check", str(runs / run_id), "--profile", "smoke", cache=fleet_cache)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "VERDICT: PASS under smoke thresholds" in check.stdout
+    return state, runs / run_id / "submission" / "open" / "MLPerfFleet"
+
+
 def test_unet3d_runs_on_edge_and_datacenter_and_the_official_checker_accepts_the_tree(
         full_run, testnodes, fleet_cache, official_inference, tmp_path):
     """Issue 12 end to end: 3d-unet-99 on the edge node (SingleStream, Offline) and a datacenter
     node (Offline), merged, `fleet check` and the official v3.1 checker from ../shared/external/."""
     assert full_run[0].returncode == 0
-    proc = fleet("run", "-i", str(testnodes.inventory), "-t", "3d-unet-99", "--limit", "node1,node2",
-                 "--runs-dir", str(tmp_path), "--run-id", "unet", "--synthetic",
-                 "--synthetic-variant", "small", "--plain", cache=fleet_cache)  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    state = RunState.load(tmp_path / "unet" / "run.json")
-    got = {(j.host, j.scenario) for j in state.jobs.values()}
-    assert got == {("node1", "SingleStream"), ("node1", "Offline"), ("node2", "Offline")}
-    for job in state.jobs.values():
-        assert job.status == "ok" and job.validity == "VALID", (job.id, job.error)
-        assert job.accuracy == pytest.approx(1.0), job.id  # mean DICE on the teacher's labels
-    tree = tmp_path / "unet" / "submission" / "open" / "MLPerfFleet"
+    _, tree = run_on_edge_and_datacenter(  # accuracy: mean DICE on the teacher's labels
+        "3d-unet-99", "unet", testnodes, fleet_cache, tmp_path,
+        {("node1", "SingleStream"), ("node1", "Offline"), ("node2", "Offline")}, accuracy=1.0)
     acc = tree / "results" / "test_node1" / "3d-unet-99" / "SingleStream" / "accuracy" / "accuracy.txt"
     assert acc.read_text().startswith("Accuracy: mean = 1.00000, kidney = 1.0000, tumor = 1.0000")
-    check = fleet("check", str(tmp_path / "unet"), "--profile", "smoke", cache=fleet_cache)
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "VERDICT: PASS under smoke thresholds" in check.stdout
     assert_official_checker_reports_only_smoke_reductions(official_inference, tree, (
         "test_node1/3d-unet-99/SingleStream", "test_node1/3d-unet-99/Offline",
         "test_node2/3d-unet-99/Offline"))
@@ -418,25 +427,15 @@ def test_rnnt_runs_on_the_pytorch_backend_and_the_official_checker_accepts_the_t
     Offline) and a datacenter node (Server, Offline), merged, `fleet check` and the official
     v3.1 checker."""
     assert full_run[0].returncode == 0
-    proc = fleet("run", "-i", str(testnodes.inventory), "-t", "rnnt", "--limit", "node1,node2",
-                 "--runs-dir", str(tmp_path), "--run-id", "rnnt", "--synthetic",
-                 "--synthetic-variant", "small", "--plain", cache=fleet_cache)  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    state = RunState.load(tmp_path / "rnnt" / "run.json")
-    got = {(j.host, j.scenario) for j in state.jobs.values()}
-    assert got == {("node1", "SingleStream"), ("node1", "Offline"), ("node2", "Server"), ("node2", "Offline")}
-    for job in state.jobs.values():
-        assert job.status == "ok" and job.validity == "VALID", (job.id, job.error)
-        assert job.accuracy == pytest.approx(100.0), job.id  # (1 - WER) % on the teacher's transcripts
+    state, tree = run_on_edge_and_datacenter(  # accuracy: (1 - WER) % on the teacher's transcripts
+        "rnnt", "rnnt", testnodes, fleet_cache, tmp_path,
+        {("node1", "SingleStream"), ("node1", "Offline"), ("node2", "Server"), ("node2", "Offline")},
+        accuracy=100.0)
     print("stages", state.attempts[-1].get("stages"))
-    tree = tmp_path / "rnnt" / "submission" / "open" / "MLPerfFleet"
     acc = tree / "results" / "test_node2" / "rnnt" / "Server" / "accuracy" / "accuracy.txt"
     assert acc.read_text().startswith("Word Error Rate: 0.0%, accuracy=100.0%")
     systems = json.loads((tree / "systems" / "test_node1.json").read_text())
     assert systems["framework"].startswith("PyTorch 2.13.0"), systems["framework"]
-    check = fleet("check", str(tmp_path / "rnnt"), "--profile", "smoke", cache=fleet_cache)
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "VERDICT: PASS under smoke thresholds" in check.stdout
     assert_official_checker_reports_only_smoke_reductions(official_inference, tree, (
         "test_node1/rnnt/SingleStream", "test_node1/rnnt/Offline", "test_node2/rnnt/Server",
         "test_node2/rnnt/Offline"))

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from fleet.harness.tasks import librispeech
+from fleet.harness.tasks.librispeech import LABELS
 
-LABELS = (" ", *"abcdefghijklmnopqrstuvwxyz", "'")
 _KEEP = frozenset(LABELS)
 # Punctuation that becomes a space: all of string.punctuation but '+' and '&' (spelled out
 # afterwards) and the apostrophe (a label).

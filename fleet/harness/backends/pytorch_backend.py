@@ -50,7 +50,7 @@ def import_torch() -> Any:
         import torch
     except ImportError:
         raise HarnessError("the pytorch backend needs torch on this node: install mlperf-fleet[torch] "
-                           "(fleet run deploys it to hosts with fleet_backend=pytorch)") from None
+                           "(fleet run deploys it to hosts whose jobs run on pytorch)") from None
     return torch
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fleet.harness.tasks.rnnt_features import FeatureExtractor, FeatureParams
+from fleet.harness.tasks.rnnt_features import FeatureExtractor, FeatureParams, mel_filters
 from fleet.harness.tasks.rnnt_model import BLANK, RNNT, GreedyDecoder
 
 EMIT_SHARE = 0.6  # symbols per encoder frame
@@ -172,8 +172,6 @@ def _fit_biases(model: RNNT, encoded: Sequence[tuple[torch.Tensor, int]]) -> Non
 def reference_checkpoint(model: RNNT) -> dict[str, dict[str, torch.Tensor]]:
     """The model's weights in the official checkpoint's layout (training code's key names)."""
     params = FeatureParams()
-    from fleet.harness.tasks.rnnt_features import mel_filters
-
     state = {k.replace("joint.net", "joint_net"): v.detach().clone() for k, v in model.state_dict().items()}
     state["audio_preprocessor.featurizer.fb"] = torch.from_numpy(
         mel_filters(params.sample_rate, params.n_fft, params.n_mels)).unsqueeze(0)

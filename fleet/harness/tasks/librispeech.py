@@ -25,6 +25,7 @@ from fleet.harness.errors import HarnessError
 MANIFEST = "dev-clean-wav.json"
 SAMPLE_RATE = 16_000
 MAX_DURATION_S = 15.0  # the reference QSL's and accuracy_eval.py's filter
+LABELS = (" ", *"abcdefghijklmnopqrstuvwxyz", "'")  # the reference's 28 symbols; blank is 28
 
 
 @dataclass(frozen=True)

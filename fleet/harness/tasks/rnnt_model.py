@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from fleet.harness.errors import HarnessError
+from fleet.harness.tasks.librispeech import LABELS
 
-LABELS = (" ", *"abcdefghijklmnopqrstuvwxyz", "'")  # 28 symbols; blank is index 28
-BLANK = len(LABELS)
+BLANK = len(LABELS)  # the blank is the 29th class
 MAX_SYMBOLS_PER_STEP = 30
 DROPPED_KEYS = ("audio_preprocessor.featurizer.fb", "audio_preprocessor.featurizer.window")
 
