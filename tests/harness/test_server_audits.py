@@ -1,0 +1,135 @@
+"""Server audits run at a target their verification accepts, and an INVALID one once more lower.
+
+The SUT is the small model padded to a fixed time per batch, at a light load, so a VALID run
+does not depend on what else the two cores do; a test stalls every batch of one audit's
+first try, as the accuracy logging's cost did on a node that ran close to its bound.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from harness_helpers import make_harness
+from harnessenv import WrappedBackend
+
+from fleet.harness.detail_log import read_detail
+from fleet.harness.rules import v3_1 as rules
+from fleet.harness.runner import RunContext
+from fleet.harness.spec import Tuning
+
+pytestmark = pytest.mark.timeout(600)
+
+TARGET_QPS = 40.0
+BATCH_S = 0.003  # per batch of one: 12 % of the schedule at 40 QPS
+STALL_S = 0.03  # per batch: twice the 15 ms bound, the queue grows
+BOUND_MS = rules.MODELS["resnet"].server_latency_ns / 1e6
+
+
+class Stalling(WrappedBackend):
+    """Real inference padded to BATCH_S, or to STALL_S on the tries listed in `stalls`."""
+
+    def __init__(self, inner: Any, stall: bool) -> None:
+        super().__init__(inner)
+        self.pace = STALL_S if stall else BATCH_S
+
+    def run(self, feed: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+        start = time.perf_counter()
+        out = self.inner.run(feed, n)
+        left = self.pace * n - (time.perf_counter() - start)
+        if left > 0:
+            time.sleep(left)
+        return out
+
+
+@pytest.fixture(scope="module")
+def audited(small_assets, tmp_path_factory):
+    """Server performance + accuracy, then TEST04, TEST05 and TEST01 (first TEST01 try stalled)."""
+    out = tmp_path_factory.mktemp("server-audits")
+    tries: dict[str, int] = {}
+    stalls = {("TEST01", 1)}
+
+    def wrap(inner: Any, ctx: RunContext) -> Any:
+        tries[ctx.mode] = tries.get(ctx.mode, 0) + 1
+        return Stalling(inner, (ctx.mode, tries[ctx.mode]) in stalls)
+
+    lines: list[str] = []
+    harness = make_harness(small_assets, out, ["Server"], ["performance", "accuracy", *rules.COMPLIANCE_TESTS],
+                           tuning=Tuning(threads=1, server_target_qps=TARGET_QPS, server_max_batch=1),
+                           wrap_backend=wrap)
+    harness.echo = lines.append
+    entries = {mode: harness.run_one("Server", mode)
+               for mode in ("performance", "accuracy", "TEST04", "TEST05", "TEST01")}
+    harness.backend.close()
+    return {"out": out, "entries": entries, "tries": tries, "lines": lines}
+
+
+def _target(audited, mode: str) -> float:
+    run = "performance/run_1" if mode == "performance" else f"{mode}/performance/run_1"
+    user = (audited["out"] / "resnet50/Server" / run / "user.conf").read_text()
+    return float(re.search(r"^resnet50\.Server\.target_qps = (\S+)$", user, re.M).group(1))
+
+
+def test_each_audit_runs_at_its_share_of_the_performance_target(audited):
+    entries = audited["entries"]
+    assert entries["performance"]["result_validity"] == "VALID", entries["performance"]
+    assert _target(audited, "performance") == pytest.approx(TARGET_QPS)
+    for mode, share in (("TEST04", rules.SERVER_AUDIT_TARGETS["TEST04"].first),
+                        ("TEST05", rules.SERVER_AUDIT_TARGETS["TEST05"].first)):
+        entry = entries[mode]
+        assert entry["outcome"] == "ok", entry["error"]
+        assert entry["verify"] == "TEST PASS"
+        assert entry["attempts"] == [] and audited["tries"][mode] == 1
+        assert _target(audited, mode) == pytest.approx(TARGET_QPS * share, rel=1e-4)
+        assert entry["target_qps"] == pytest.approx(TARGET_QPS * share, rel=1e-4)
+        detail = read_detail(audited["out"] / "resnet50/Server" / mode / "performance/run_1/mlperf_log_detail.txt")
+        assert detail.get("effective_target_qps") == pytest.approx(TARGET_QPS * share, rel=1e-4)
+
+
+def test_an_invalid_audit_runs_once_more_at_its_retry_share_and_passes(audited):
+    entry = audited["entries"]["TEST01"]
+    shares = rules.SERVER_AUDIT_TARGETS["TEST01"]
+    assert audited["tries"]["TEST01"] == 2
+    (first,) = entry["attempts"]
+    assert first["result_validity"] == "INVALID"
+    assert first["target_qps"] == pytest.approx(TARGET_QPS * shares.first, rel=1e-4)
+    assert first["p99_ms"] > BOUND_MS
+    assert entry["outcome"] == "ok", entry["error"]
+    assert entry["result_validity"] == "VALID"
+    assert entry["target_qps"] == pytest.approx(TARGET_QPS * shares.retry, rel=1e-4)
+    assert _target(audited, "TEST01") == pytest.approx(TARGET_QPS * shares.retry, rel=1e-4)
+    assert entry["verify"] == "TEST PASS"
+    test_dir = audited["out"] / "resnet50/Server/TEST01"
+    assert "TEST PASS" in (test_dir / "verify_accuracy.txt").read_text()
+    said = [line for line in audited["lines"] if "once more" in line]
+    assert said and "TEST01: INVALID at 38 QPS" in said[0], audited["lines"]
+
+
+def test_audit_shares_stay_inside_what_verification_accepts():
+    """Completed samples/s follow the target: each share must pass its test's threshold with room."""
+    room = 0.02
+    for test, shares in rules.SERVER_AUDIT_TARGETS.items():
+        threshold = rules.VERIFY_THRESHOLDS[test].threshold
+        assert shares.retry < shares.first <= 1.0, test
+        if test in ("TEST01", "TEST05"):  # two-sided, and one-sided from below
+            assert shares.retry >= 1 - threshold + room, test
+        assert shares.first < 1 + threshold - room, test
+
+
+def test_an_audit_of_an_invalid_performance_run_is_refused_before_it_runs(small_assets, tmp_path):
+    harness = make_harness(small_assets, tmp_path, ["Server"], ["performance", "TEST05"],
+                           tuning=Tuning(threads=1, server_target_qps=TARGET_QPS, server_max_batch=1),
+                           wrap_backend=lambda inner, ctx: Stalling(inner, stall=True))
+    try:
+        perf = harness.run_one("Server", "performance")
+        assert perf["result_validity"] == "INVALID"
+        started = time.monotonic()
+        entry = harness.run_one("Server", "TEST05")
+    finally:
+        harness.backend.close()
+    assert time.monotonic() - started < 5  # no LoadGen run
+    assert entry["outcome"] == "failed"
+    assert "which is not VALID" in entry["error"] and "no audit of it can pass" in entry["error"]
