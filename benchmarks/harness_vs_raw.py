@@ -57,6 +57,9 @@ class TimedBackend:
         self.times.append(time.perf_counter() - t0)
         return out
 
+    def pinned(self, call):
+        return self.inner.pinned(call)
+
     def versions(self):
         return self.inner.versions()
 

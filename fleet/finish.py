@@ -38,8 +38,13 @@ def after_collection(
     state: RunState,
     warn: Callable[[str], None] = _warn,
     ingest_history: bool = True,
+    say_verdict: bool = True,
 ) -> Finished:
-    """Assemble the submission, run the built-in checker, write reports and ingest history."""
+    """Assemble the submission, run the built-in checker, write reports and ingest history.
+
+    `say_verdict=False` leaves the checker's line to the caller (`verdict_line`), which says it
+    last, after its own table.
+    """
     from fleet.history.api import ingest_run
     from fleet.history.store import default_db_path
     from fleet.report.publish import write_reports
@@ -86,8 +91,13 @@ def after_collection(
         step("history", history)
     if done.tree is not None:
         print(f"fleet: submission tree {done.tree}", file=sys.stderr)
-    if done.check_verdict:
-        print(f"fleet: check: {done.check_verdict} (details: {run_dir / 'check.txt'})", file=sys.stderr)
     if done.reports:
         print(f"fleet: report {run_dir / 'report' / 'index.html'}", file=sys.stderr)
+    if say_verdict and done.check_verdict:
+        print(verdict_line(run_dir, done), file=sys.stderr)
     return done
+
+
+def verdict_line(run_dir: Path, done: Finished) -> str:
+    """The checker's verdict on the run's tree, with where its details are."""
+    return f"fleet: check: {done.check_verdict} (details: {Path(run_dir) / 'check.txt'})"

@@ -86,6 +86,9 @@ class WrappedBackend:
         self.inner = inner
         self.name, self.threads, self.execution_provider = inner.name, inner.threads, inner.execution_provider
 
+    def pinned(self, call: Any) -> Any:
+        return self.inner.pinned(call)
+
     def versions(self) -> dict[str, str]:
         return self.inner.versions()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from fleet import orchestrate, plan, tuning_store
 from fleet.config import PROFILES, SYNTHETIC_VARIANTS, RunSettings, default_inventory, validate
 from fleet.errors import ConfigError, RunStateError
-from fleet.finish import after_collection
+from fleet.finish import after_collection, verdict_line
 from fleet.harness.rules import v3_1 as rules
 from fleet.inventory import Inventory, load_inventory
 from fleet.progress import Progress, print_summary
@@ -129,8 +129,11 @@ def main(args: argparse.Namespace) -> int:
                                     verbosity=args.verbose)  # fmt: skip
     if applied:
         tuning_store.after_tuned_run(run_dir, applied, _warn)
-    after_collection(run_dir, state)
+    finished = after_collection(run_dir, state, say_verdict=False)
     print_summary(state)
+    sys.stdout.flush()
+    if finished.check_verdict:  # last: what was checked, and what a submission still needs
+        print(verdict_line(run_dir, finished), file=sys.stderr)
     failed = [j for j in state.jobs.values() if j.status != OK]
     if failed:
         again = f"fleet run --runs-dir {settings.runs_dir} --resume {state.run_id}"

@@ -6,6 +6,12 @@ queries from the expected latency (too few and LoadGen errors out), Server runs 
 QPS within a latency bound. The harness measures the real backend on real loaded samples
 through the same gather/run/postprocess path the SUT uses, after a warm-up run, for at least
 `budget_s` per batch size (short bursts overestimate a CFS-throttled node).
+
+Samples that differ in size (ragged: 3D-UNet cases, RNN-T utterances) are measured in turn,
+a whole pass over the loaded ones when it fits, but never past `max_s` per batch size: a
+task whose samples take seconds (GPT-J's generation) would otherwise spend minutes per batch
+size before its first run. Each Point says how many runs and samples it saw and whether the
+bound cut it, and the plan carries that into the manifest.
 """
 
 from __future__ import annotations
@@ -41,13 +47,24 @@ class Point:
     batch: int
     latency_s: float
     throughput: float
+    runs: int = 0  # timed runs (after the warm-up)
+    samples: int = 0  # distinct loaded samples they covered
+    seconds: float = 0.0  # time the timed runs took
+    bounded: bool = False  # max_s ended the measurement before a pass over ragged samples
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"batch": self.batch, "latency_ms": round(self.latency_s * 1e3, 4),
+                "samples_per_s": round(self.throughput, 4), "runs": self.runs, "samples": self.samples,
+                "seconds": round(self.seconds, 3), "bounded": self.bounded}
 
 
 class Calibrator:
-    def __init__(self, task: Task, backend: Any, budget_s: float) -> None:
+    def __init__(self, task: Task, backend: Any, budget_s: float, max_s: float | None = None) -> None:
         self.task = task
         self.backend = backend
         self.budget_s = budget_s
+        # The most one batch size's timed runs may take (None: a whole ragged pass, however long).
+        self.max_s = max_s
         self._points: dict[int, Point] = {}
         self._store: SampleStore | None = None
         self._loaded: np.ndarray | None = None
@@ -81,10 +98,13 @@ class Calibrator:
         turns = itertools.count()
         ragged = self.task.ragged_samples
 
+        seen: set[int] = set()
+
         def once() -> None:  # the SUT's path, up to QuerySamplesComplete
             rows = indices
             if ragged:
                 rows = self._loaded[(next(turns) * batch + np.arange(batch)) % len(self._loaded)]
+            seen.update(int(r) for r in rows)
             feed = self._store.feed(rows) if needs_feed else {}
             outputs = infer(feed, batch)
             build_responses(response, ids, self.task.postprocess(outputs, batch, indices=rows))
@@ -93,21 +113,31 @@ class Calibrator:
             if not self._points:
                 once()  # warm-up: the first runs allocate and pick kernels
             times: list[float] = []
+            seen.clear()
             start = time.perf_counter()
-            # Ragged samples: at least one pass over the loaded ones, whatever the budget.
+            # Ragged samples: one pass over the loaded ones, whatever the budget, unless max_s ends it.
             min_runs = max(1, len(self._loaded) // batch) if ragged else 1
-            while len(times) < min_runs or (time.perf_counter() - start < self.budget_s
-                                            and len(times) < MAX_RUNS):
+            bounded = False
+            while True:
+                spent = time.perf_counter() - start
+                if len(times) >= min_runs and (spent >= self.budget_s or len(times) >= MAX_RUNS):
+                    break
+                if times and self.max_s is not None and spent >= self.max_s:
+                    bounded = len(times) < min_runs
+                    break
                 t0 = time.perf_counter()
                 once()
                 times.append(time.perf_counter() - t0)
+            spent = time.perf_counter() - start
         except Exception as exc:
             raise HarnessError(f"the backend fails on a batch of {batch}: {type(exc).__name__}: "
                                f"{' '.join(str(exc).split())[:300]}") from None
+        runs = len(times)
         if len(times) > 2:
             times = times[1:]  # a new batch size may still grow buffers on its first run
         latency = float(np.median(times))
-        point = Point(batch, latency, batch * len(times) / max(sum(times), 1e-9))
+        point = Point(batch, latency, batch * len(times) / max(sum(times), 1e-9), runs=runs,
+                      samples=len(seen), seconds=spent, bounded=bounded)
         self._points[batch] = point
         return point
 

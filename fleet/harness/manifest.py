@@ -25,6 +25,7 @@ MANIFEST = "manifest.json"
 _DISTRIBUTIONS = {
     "loadgen": ("mlcommons-loadgen", "mlcommons_loadgen"),
     "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+    "torch": ("torch",),
     "onnx": ("onnx",),
     "numpy": ("numpy",),
     "opencv": ("opencv-python-headless", "opencv-python"),

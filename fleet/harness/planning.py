@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from fleet.harness.calibrate import Calibrator
 from fleet.harness.loadgen_conf import fmt
@@ -36,6 +37,8 @@ class ScenarioPlan:
     # The profile's query count cut to fit its max_run_s (None: not cut), and what that means.
     min_query_count: int | None = None
     bounded: str | None = None
+    # The measurement the plan's expectation came from (calibrate.Point.as_dict; None: tuning).
+    calibration: dict[str, Any] | None = None
 
 
 def _ladder(task: Task, backend: object, first: int = 1) -> list[int]:
@@ -94,7 +97,9 @@ def _plan(task: Task, scenario: str, profile: rules.Profile, tuning: Tuning,
         plan = ScenarioPlan(scenario, 1)
         latency_ms = tuning.singlestream_expected_latency_ms
         if latency_ms is None:
-            latency_ms = calibrator.measure(1).latency_s * 1e3 * profile.latency_margin
+            point = calibrator.measure(1)
+            latency_ms = point.latency_s * 1e3 * profile.latency_margin
+            plan.calibration = point.as_dict()
         plan.conf["target_latency"] = latency_ms
         return plan
     if scenario == "MultiStream":
@@ -103,8 +108,9 @@ def _plan(task: Task, scenario: str, profile: rules.Profile, tuning: Tuning,
         plan = ScenarioPlan(scenario, batch)
         latency_ms = tuning.multistream_expected_latency_ms
         if latency_ms is None:
-            per_batch = calibrator.measure(batch).latency_s
-            latency_ms = per_batch * math.ceil(spq / batch) * 1e3 * profile.latency_margin
+            point = calibrator.measure(batch)
+            latency_ms = point.latency_s * math.ceil(spq / batch) * 1e3 * profile.latency_margin
+            plan.calibration = point.as_dict()
         plan.conf["target_latency"] = latency_ms
         return plan
     if scenario == "Offline":
@@ -114,7 +120,9 @@ def _plan(task: Task, scenario: str, profile: rules.Profile, tuning: Tuning,
         plan = ScenarioPlan(scenario, min(batch, cap or batch))
         qps = tuning.offline_expected_qps
         if qps is None:
-            qps = calibrator.measure(plan.batch_size).throughput * profile.offline_qps_margin
+            point = calibrator.measure(plan.batch_size)
+            qps = point.throughput * profile.offline_qps_margin
+            plan.calibration = point.as_dict()
         plan.conf["target_qps"] = qps
         return plan
     if scenario == "Server":
@@ -132,6 +140,7 @@ def _plan(task: Task, scenario: str, profile: rules.Profile, tuning: Tuning,
             # bursts and for a node that slows down, not part of the expected load.
             one = calibrator.measure(1)
             qps = one.throughput * profile.server_utilization
+            plan.calibration = one.as_dict()
             if bound_s and one.latency_s > bound_s:
                 # The median alone is over the bound, so the p99 that early stopping judges is too.
                 plan.infeasible = (f"one sample takes {one.latency_s * 1e3:.1f} ms (median as measured), "

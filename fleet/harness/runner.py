@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from fleet.harness import digest, hostfacts, manifest, status
-from fleet.harness.backends import BackendOptions, backend_names, open_backend
+from fleet.harness.backends import BackendOptions, backend_names, open_backend, scenario_options
 from fleet.harness.calibrate import Calibrator
 from fleet.harness.compliance.audit import audit_config_text
 from fleet.harness.compliance.verify import read_summary, verify_accuracy, verify_performance
 from fleet.harness.detail_log import read_detail
 from fleet.harness.errors import HarnessError, ScenarioInfeasible
 from fleet.harness.loadgen_runner import build_settings, loadgen, run_test
-from fleet.harness.nodeinfo import server_intra_op_threads
 from fleet.harness.planning import ScenarioPlan, plan_scenario, user_conf_text
 from fleet.harness.rules import v3_1 as rules
 from fleet.harness.spec import RunSpec, Tuning, run_dir
@@ -144,7 +143,8 @@ class Harness:
             raise
         self.model_sha = digest.file_sha256(self.model) if self.model and self.model.is_file() else None
         self.synthetic = bool(spec.synthetic) or self._marked_synthetic()
-        self.calibrator = Calibrator(self.task, self.backend, self.profile.calibration_s)
+        self.calibrator = Calibrator(self.task, self.backend, self.profile.calibration_s,
+                                     self.profile.calibration_max_s)
         # Backend options -> calibrator measured with them; one session is open at a time.
         self._calibrators = {self._options: self.calibrator}
         self.versions = {**manifest.versions(), **self.backend.versions()}
@@ -198,16 +198,8 @@ class Harness:
         self._plans.clear()
 
     def options_for(self, scenario: str) -> BackendOptions:
-        """Backend options for a scenario: Server's default pool leaves a CPU to LoadGen.
-
-        Only when nothing pins the thread count and onnxruntime runs on the CPU; an
-        accelerator's pool only feeds it, and a tuned or given count is kept as it is.
-        """
-        opts = self._options
-        cpu = (opts.execution_provider or "cpu").lower() == "cpu"
-        if scenario == "Server" and opts.threads is None and cpu and self.spec.backend == "onnxruntime":
-            return replace(opts, threads=server_intra_op_threads())
-        return opts
+        """Backend options for a scenario (backends.scenario_options: Server leaves a CPU to LoadGen)."""
+        return scenario_options(self.spec.backend, self._options, scenario)
 
     def use(self, scenario: str) -> Calibrator:
         """Make the backend for this scenario the open one; its calibrator (memoised)."""
@@ -217,8 +209,8 @@ class Harness:
             self.backend.close()
             self.backend = open_backend(self.spec.backend, self.model, self.task, options)
             if calibrator is None:
-                calibrator = self._calibrators[options] = Calibrator(self.task, self.backend,
-                                                                     self.profile.calibration_s)
+                calibrator = self._calibrators[options] = Calibrator(
+                    self.task, self.backend, self.profile.calibration_s, self.profile.calibration_max_s)
             for other in self._calibrators.values():  # a closed session is never measured
                 other.backend = self.backend if other is calibrator else None
         self.calibrator = calibrator
@@ -247,7 +239,7 @@ class Harness:
             "dir": rdir.relative_to(self.out).as_posix(), "started": _now(), "finished": None,
             "duration_s": None, "outcome": "ok", "error": None, "result_validity": None, "result": None,
             "result_unit": None, "accuracy": None, "verify": None, "target_qps": None, "attempts": [],
-            "note": None,
+            "note": None, "calibration": None,
         }
         t0 = time.monotonic()
         try:
@@ -274,7 +266,13 @@ class Harness:
             raise ScenarioInfeasible(plan.infeasible)
         self._check_references(scenario, mode, base)
         entry["batch_size"] = plan.batch_size
-        entry["note"] = plan.bounded
+        entry["calibration"] = plan.calibration
+        notes = [plan.bounded] if plan.bounded else []
+        if plan.calibration and plan.calibration["bounded"]:
+            c, limit = plan.calibration, self.profile.calibration_max_s
+            notes.append(f"calibrated on {c['samples']} of the loaded samples in {c['seconds']:.1f} s "
+                         f"(a whole pass would take longer than the profile's {limit:g} s)")
+        entry["note"] = "; ".join(notes) or None
         tries = self._server_audit_plans(plan, mode, base) if scenario == "Server" else [plan]
         for attempt, run_plan in enumerate(tries):
             errors, detail = self._loadgen_run(scenario, mode, rdir, run_plan)

@@ -62,16 +62,16 @@ def inference_call(task: Task, backend: Any) -> Callable[[dict[str, Any], int], 
     """What runs a batch's feed: the backend itself (one call, the fast path), or the task's infer.
 
     A task that overrides `Task.infer` drives the backend over many calls (sliding window,
-    decode loop); a backend without a feed (null) answers for the whole batch at once. A
-    backend whose runtime keeps per-thread state (PyTorch's OpenMP pools) offers `pinned`,
-    which runs the whole call on its one thread, whichever thread of the SUT asks.
+    decode loop); a backend without a feed (null) answers for the whole batch at once. The
+    call goes through the backend's `pinned` (part of the Backend protocol): a runtime that
+    keeps per-thread state (PyTorch's OpenMP pools) runs the whole call on its one thread,
+    whichever thread of the SUT asks.
     """
     if getattr(backend, "needs_feed", True) and type(task).infer is not Task.infer:
         call = functools.partial(task.infer, backend)
     else:
         call = backend.run
-    pinned = getattr(backend, "pinned", None)
-    return pinned(call) if pinned is not None else call
+    return backend.pinned(call)
 
 
 class Engine:

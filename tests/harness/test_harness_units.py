@@ -95,6 +95,9 @@ class _Exploding:
             raise RuntimeError("device lost")
         return self.inner.run(feed, n)
 
+    def pinned(self, call):
+        return self.inner.pinned(call)
+
     def versions(self):
         return self.inner.versions()
 

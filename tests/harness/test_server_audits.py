@@ -57,7 +57,8 @@ def audited(small_assets, tmp_path_factory):
         return Stalling(inner, (ctx.mode, tries[ctx.mode]) in stalls)
 
     lines: list[str] = []
-    harness = make_harness(small_assets, out, ["Server"], ["performance", "accuracy", *rules.COMPLIANCE_TESTS],
+    modes = ["performance", "accuracy", *rules.COMPLIANCE_TESTS]
+    harness = make_harness(small_assets, out, ["Server"], modes,
                            tuning=Tuning(threads=1, server_target_qps=TARGET_QPS, server_max_batch=1),
                            wrap_backend=wrap)
     harness.echo = lines.append
@@ -85,7 +86,8 @@ def test_each_audit_runs_at_its_share_of_the_performance_target(audited):
         assert entry["attempts"] == [] and audited["tries"][mode] == 1
         assert _target(audited, mode) == pytest.approx(TARGET_QPS * share, rel=1e-4)
         assert entry["target_qps"] == pytest.approx(TARGET_QPS * share, rel=1e-4)
-        detail = read_detail(audited["out"] / "resnet50/Server" / mode / "performance/run_1/mlperf_log_detail.txt")
+        run_dir = audited["out"] / "resnet50/Server" / mode / "performance/run_1"
+        detail = read_detail(run_dir / "mlperf_log_detail.txt")
         assert detail.get("effective_target_qps") == pytest.approx(TARGET_QPS * share, rel=1e-4)
 
 

@@ -55,7 +55,7 @@ def test_correct_tree_passes_with_smoke_thresholds(tree):
     )
     text = report.render()
     assert "VERDICT: PASS under smoke thresholds" in text
-    assert "NOT a valid v3.1 submission" in text
+    assert "NOT a v3.1 submission: that needs fleet run --profile submission" in text
 
 
 def test_default_rules_fail_smoke_runs_and_say_why(tree):

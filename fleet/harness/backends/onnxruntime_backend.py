@@ -9,11 +9,13 @@ per usable CPU (never os.cpu_count(), which ignores both).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from fleet.harness.backends import BackendOptions
+from fleet.harness.backends import BackendOptions, run_anywhere
 from fleet.harness.errors import HarnessError
 from fleet.harness.nodeinfo import intra_op_threads
 from fleet.harness.tasks.base import Task, TensorSpec
@@ -120,6 +122,9 @@ class OnnxRuntimeBackend:
 
     def run(self, feed: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
         return dict(zip(self._outputs, self._session.run(self._outputs, feed), strict=True))
+
+    def pinned(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        return run_anywhere(call)
 
     def versions(self) -> dict[str, str]:
         return {"onnxruntime": self._version}

@@ -63,11 +63,18 @@ def _set_threads(torch: Any, threads: int) -> None:
 
 
 class _OwnThread:
-    """One long-lived thread that runs the calls handed to it, in order, and returns their results."""
+    """One long-lived thread that runs the calls handed to it, in order, and returns their results.
 
-    def __init__(self) -> None:
+    Any number of threads may call at once; each waits for its own result. `close()` lets
+    every call already handed over finish, then ends the thread; a call after that is refused
+    with a HarnessError instead of waiting forever for a thread that is gone.
+    """
+
+    def __init__(self, name: str = "fleet-torch") -> None:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="fleet-torch", daemon=True)
+        self._lock = threading.Lock()  # orders hand-overs against close()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
@@ -84,7 +91,11 @@ class _OwnThread:
             return fn(*args, **kwargs)
         box: list[tuple[bool, Any]] = []
         done = threading.Event()
-        self._jobs.put((fn, args, kwargs, box, done))
+        with self._lock:
+            if self._closed:
+                raise HarnessError("the pytorch backend was closed: open a new one to run more "
+                                   "(a call after close() would wait for a thread that has ended)")
+            self._jobs.put((fn, args, kwargs, box, done))
         done.wait()
         ok, value = box[0]
         if not ok:
@@ -92,8 +103,14 @@ class _OwnThread:
         return value
 
     def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
+        """Finish the calls handed over so far, then end the thread (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._jobs.put(None)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
 
 
 class PyTorchBackend:
@@ -172,6 +189,6 @@ class PyTorchBackend:
         return found
 
     def close(self) -> None:
-        if self.module is not None:
-            self.module = None
-            self._own.close()
+        """Drain the calls already handed over, then drop the model; later calls are refused."""
+        self._own.close()
+        self.module = None

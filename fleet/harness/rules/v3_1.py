@@ -397,6 +397,9 @@ class Profile:
     # never cut). Smoke runs stay short on a slow node; a count cut below LoadGen's
     # early-stopping minimum makes the result INVALID, and the run says so.
     max_run_s: float | None = None
+    # The most one batch size's calibration may take: ragged samples (3D-UNet cases, RNN-T
+    # utterances) are measured in a whole pass when it fits (None: always a whole pass).
+    calibration_max_s: float | None = None
 
 
 # LoadGen's early-stopping estimate needs this many queries, none over the bound, before it
@@ -417,6 +420,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             offline_qps_margin=1.1,
             latency_margin=0.5,
             server_utilization=0.5,
+            calibration_max_s=60.0,
         ),
         "smoke": Profile(
             name="smoke",
@@ -430,6 +434,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             latency_margin=0.5,
             server_utilization=0.3,
             max_run_s=120.0,
+            calibration_max_s=10.0,
         ),
     }
 )

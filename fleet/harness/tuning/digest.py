@@ -17,7 +17,7 @@ from typing import Any
 
 HOST_KEYS = ("architecture", "cpu_model", "sockets", "cores_per_socket", "threads_per_core",
              "logical_cpus", "usable_cpus", "cpu_quota")
-VERSION_KEYS = ("python", "fleet", "loadgen", "onnxruntime", "numpy")
+VERSION_KEYS = ("python", "fleet", "loadgen", "onnxruntime", "torch", "numpy")
 GIB = 1 << 30
 
 

@@ -4,7 +4,9 @@ The space follows the node, not a fixed list: thread counts up to the CPUs this 
 use (affinity and cgroup quota: an edge box capped to one CPU never tries two), execution
 providers the installed onnxruntime really has within the accelerator the inventory names
 (a GPU node may try CUDA against TensorRT; a CPU node stays on CPU, as its system
-description says), batch sizes up to the task's limit. A knob the inventory pins
+description says), batch sizes up to the task's limit. Thread counts are searched for every
+backend whose pool runs on the CPUs (onnxruntime and pytorch); graph levels and providers
+are onnxruntime's. A knob the inventory pins
 (fleet_threads, fleet_batch_size) or the spec sets has exactly that one value. The start is
 what the harness would pick untuned, so the winner is never worse than the default.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleet.harness.backends import CPU_POOL_BACKENDS
 from fleet.harness.planning import BATCH_LADDER, OFFLINE_FIRST_BATCH
 from fleet.harness.spec import Tuning
 
@@ -73,12 +76,13 @@ def knob_space(scenario: str, backend: str, pins: Tuning, *, usable_cpus: int, m
     the bound (nodeinfo.server_intra_op_threads).
     """
     candidates: dict[str, list[Any]] = {}
-    if backend == "onnxruntime":
+    if backend in CPU_POOL_BACKENDS:
         counts = thread_counts(usable_cpus)
         if scenario == "Server" and server_threads:
             cap = min(server_threads, usable_cpus)
             counts = sorted({*(c for c in counts if c <= cap), cap})
         candidates["threads"] = [pins.threads] if pins.threads else counts
+    if backend == "onnxruntime":
         candidates["graph_optimization"] = ([pins.graph_optimization] if pins.graph_optimization
                                             else list(GRAPH_LEVELS))
         candidates["execution_provider"] = providers_for(pins.execution_provider, available_providers)
