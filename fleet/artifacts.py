@@ -77,8 +77,9 @@ def stage_task(store: Path, task: str, cache_dir: Path) -> StoredAssets:
     if not src.is_dir():
         raise ArtifactError(f"artifact store {store} has no {task}/ directory")
     model, dataset = asset_names(src, task)
-    if not (src / model).is_file():
-        raise ArtifactError(f"artifact store: model {src / model} is missing")
+    if not (src / model).is_file() and not any(p.is_file() for p in (src / model).rglob("*")):
+        raise ArtifactError(f"artifact store: model {src / model} is missing (a file, or a directory "
+                            "of files such as a Hugging Face save_pretrained folder)")
     if not (src / dataset).is_dir():
         raise ArtifactError(f"artifact store: dataset {src / dataset} is missing")
     root = Path(cache_dir) / "artifacts"

@@ -85,6 +85,27 @@ def file_sha256(path: Path) -> str:
         return sha
 
 
+def model_files(model: Path) -> list[Path]:
+    """The files a model is: itself, or every file under a model directory in a stable order.
+
+    A model may be a directory (a Hugging Face `save_pretrained` folder with its config,
+    weight shards and tokenizer; a sharded checkpoint). Hidden files and `__pycache__` are
+    not part of it.
+    """
+    model = Path(model)
+    if model.is_file():
+        return [model]
+    return sorted(p for p in model.rglob("*") if p.is_file()
+                  and not any(part.startswith(".") or part == "__pycache__"
+                              for part in p.relative_to(model).parts))
+
+
+def model_sha256(model: Path) -> str:
+    """A model's digest: the file's sha256, or for a directory `tree_sha256` over its files."""
+    model = Path(model)
+    return file_sha256(model) if model.is_file() else tree_sha256(model, model_files(model))
+
+
 def tree_sha256(root: Path, files: Iterable[Path]) -> str:
     """One digest for a set of files under root: sha256 of `<sha256>  <relative path>` lines."""
     root = Path(root)

@@ -122,9 +122,11 @@ class Harness:
         # `profile` (API only) replaces the named one, e.g. a benchmark's longer runs.
         self.profile = profile or rules.PROFILES[spec.profile]
         self.model = Path(spec.model) if spec.model else None
+        self.task.model = self.model
         self.dataset = Path(spec.dataset) if spec.dataset else None
-        if spec.backend != "null" and (self.model is None or not self.model.is_file()):
-            raise HarnessError(f"model {spec.model or '(none given)'} does not exist")
+        if spec.backend != "null" and (self.model is None or not digest.model_files(self.model)):
+            raise HarnessError(f"model {spec.model or '(none given)'} does not exist"
+                               + (" (an empty directory)" if self.model and self.model.is_dir() else ""))
         if self.dataset is None or not self.dataset.is_dir():
             raise HarnessError(f"dataset {spec.dataset or '(none given)'} does not exist "
                                "or is not a directory")
@@ -141,7 +143,7 @@ class Harness:
         except BaseException:
             self.backend.close()
             raise
-        self.model_sha = digest.file_sha256(self.model) if self.model and self.model.is_file() else None
+        self.model_sha = digest.model_sha256(self.model) if self.model and self.model.exists() else None
         self.synthetic = bool(spec.synthetic) or self._marked_synthetic()
         self.calibrator = Calibrator(self.task, self.backend, self.profile.calibration_s,
                                      self.profile.calibration_max_s)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from fleet.harness.backends import BackendOptions
+from fleet.harness.digest import model_files
 from fleet.harness.errors import HarnessError
 from fleet.harness.nodeinfo import intra_op_threads
 from fleet.harness.tasks.base import Task
@@ -118,7 +119,7 @@ class PyTorchBackend:
     needs_feed = True
 
     def __init__(self, model: Path | None, task: Task, options: BackendOptions) -> None:
-        if model is None or not Path(model).is_file():
+        if model is None or not model_files(Path(model)):
             raise HarnessError(f"model {model} does not exist")
         torch = self._torch = import_torch()
         device = (options.execution_provider or "cpu").lower()

@@ -8,7 +8,8 @@ class. A new task is one module in `fleet/harness/tasks/` registered in `tasks/_
 Lifecycle, as the harness drives it for one run:
 
 1. `task = TaskClass()`; the class attributes describe it (`name`, `rules_model`,
-   `max_batch_size`, `inputs`, `outputs`, `response_dtype`). The backend checks the model
+   `max_batch_size`, `inputs`, `outputs`, `response_dtype`); the harness sets `task.model`
+   (the model file or directory, or None). The backend checks the model
    against `task.inputs_for(its input names)` (the inputs, in the model's naming convention
    where a task accepts several) and `outputs`.
 2. `task.open(dataset_dir, cache_dir)` reads the dataset's index, checks that every file it
@@ -103,6 +104,11 @@ class Task(ABC):
     response_dtype: ClassVar[str] = "float32"
     # Backends with a model for this task (the null backend needs none and runs every task).
     model_backends: ClassVar[tuple[str, ...]] = ("onnxruntime",)
+    # The model the harness runs, set before open(): a file, or a directory (a Hugging Face
+    # `save_pretrained` folder, a sharded checkpoint) hashed and staged as one artifact. A task
+    # that needs files beside the weights (GPT-J's tokenizer) reads them from here, in open()
+    # and in accuracy(); None with the null backend.
+    model: Path | None = None
 
     def torch_model(self, path: Path) -> Any:
         """The network the pytorch backend runs, built from the checkpoint at `path`.
