@@ -201,8 +201,8 @@ class _Run:
             self.state.save()
 
     def _extras(self, host: str) -> tuple[str, ...]:
-        """The wheelhouse extras `host` needs: its jobs' backends decide (pytorch brings torch)."""
-        return wheelhouse.extras_for(spec["backend"] for spec in self.state.specs[host])
+        """The wheelhouse extras `host` needs: its jobs' tasks and backends decide (pytorch brings torch)."""
+        return wheelhouse.extras_for((spec["task"], spec["backend"]) for spec in self.state.specs[host])
 
     # ----- stages -----------------------------------------------------------------------
     @staticmethod

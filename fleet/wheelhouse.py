@@ -30,17 +30,23 @@ from fleet.errors import ProvisionError
 from fleet.resources import source_tree
 
 EXTRA = "node"
-# Extras a host installs on top of `node`, by its fleet_backend (torch is ~190 MB: only the
-# hosts that run it get it).
-BACKEND_EXTRAS: dict[str, tuple[str, ...]] = {"pytorch": ("torch",)}
+# Extras a host installs on top of `node` for the backends its jobs run (torch is ~190 MB:
+# only the hosts that run it get it); a task's own come from its Task.node_extras.
+BACKEND_EXTRAS: dict[str, tuple[str, ...]] = {"onnxruntime": ("onnxruntime",), "pytorch": ("torch",)}
 
 
 SOURCE_PARTS = ("pyproject.toml", "README.md", "LICENSE", "fleet", "playbooks", "roles", "inventory")
 
 
-def extras_for(backends: Iterable[str]) -> tuple[str, ...]:
-    """The extras a host running these backends installs (sorted: one wheelhouse per set)."""
-    return (EXTRA, *sorted({e for b in backends for e in BACKEND_EXTRAS.get(b, ())}))
+def extras_for(jobs: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """The extras a host installs for its (task, backend) jobs (sorted: one wheelhouse per set)."""
+    from fleet.harness.tasks import task_class
+
+    extras = set()
+    for task, backend in jobs:
+        extras.update(task_class(task).node_extras)
+        extras.update(BACKEND_EXTRAS.get(backend, ()))
+    return (EXTRA, *sorted(extras))
 
 
 @dataclass(frozen=True)

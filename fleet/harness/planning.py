@@ -8,7 +8,8 @@ the run's user.conf, so the files next to the results say what LoadGen was told.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fleet.harness.calibrate import Calibrator
@@ -23,6 +24,9 @@ OFFLINE_FIRST_BATCH = 4
 # Server: a batch may take at most this share of the latency bound (a sample that arrives as
 # a batch starts waits for it and then for its own; the tuner uses the same share).
 SERVER_BATCH_SHARE_OF_BOUND = 0.25
+# A Server performance run whose latency failed the bound is run once more at this share of
+# its target (replan_after).
+SERVER_RETRY_SHARE = 0.75
 
 
 @dataclass
@@ -87,6 +91,51 @@ def bound_run(plan: ScenarioPlan, profile: rules.Profile) -> None:
     if cut < need:
         plan.bounded += (f"; LoadGen's early stopping needs {need} to judge the latency percentile, "
                          "so the result is INVALID by design")
+
+
+def replan_after(plan: ScenarioPlan, detail: Mapping[str, Any],
+                 profile: rules.Profile) -> tuple[ScenarioPlan, str] | None:
+    """A plan for one more try after an INVALID performance run, from what that run measured.
+
+    Calibration measures a node as it was for a moment; a lab whose nodes share CPUs (VMs on
+    one host) changes under it. The run itself says what went wrong:
+    - Offline ran out of samples before min_duration (the node was faster than measured): the
+      expected QPS becomes the run's own samples/s x the profile's margin;
+    - SingleStream/MultiStream ran out of queries before min_duration: the expected latency
+      becomes the run's mean x the margin;
+    - Server's latency percentile failed (early stopping): the target steps down to
+      SERVER_RETRY_SHARE of itself.
+    None when nothing a retry can change explains it (a smoke run cut short by design, say).
+    """
+    if plan.bounded:
+        return None
+    conf = dict(plan.conf)
+    if plan.scenario == "Server":
+        if detail.get("early_stopping_met") is not False or not conf.get("target_qps"):
+            return None
+        old = conf["target_qps"]
+        conf["target_qps"] = old * SERVER_RETRY_SHARE
+        why = f"its latency percentile failed at {old:.4g} QPS: once more at {conf['target_qps']:.4g} QPS"
+    elif detail.get("result_min_duration_met") is False:
+        if plan.scenario == "Offline":
+            measured = float(detail.get("result_samples_per_second") or 0)
+            old = conf.get("target_qps", 0.0)
+            if measured * profile.offline_qps_margin <= old:
+                return None
+            conf["target_qps"] = measured * profile.offline_qps_margin
+            why = (f"it ran out of samples before min_duration (expected {old:.4g}, ran {measured:.4g} "
+                   f"samples/s): once more expecting {conf['target_qps']:.4g}")
+        else:
+            mean_ms = float(detail.get("result_mean_latency_ns") or 0) / 1e6
+            old = conf.get("target_latency", 0.0)
+            if not mean_ms or mean_ms * profile.latency_margin >= old:
+                return None
+            conf["target_latency"] = mean_ms * profile.latency_margin
+            why = (f"it ran out of queries before min_duration (expected {old:.4g} ms, measured "
+                   f"{mean_ms:.4g} ms): once more expecting {conf['target_latency']:.4g} ms")
+    else:
+        return None
+    return replace(plan, conf=conf), why
 
 
 def _plan(task: Task, scenario: str, profile: rules.Profile, tuning: Tuning,

@@ -31,7 +31,7 @@ from fleet.harness.compliance.verify import read_summary, verify_accuracy, verif
 from fleet.harness.detail_log import read_detail
 from fleet.harness.errors import HarnessError, ScenarioInfeasible
 from fleet.harness.loadgen_runner import build_settings, loadgen, run_test
-from fleet.harness.planning import ScenarioPlan, plan_scenario, user_conf_text
+from fleet.harness.planning import ScenarioPlan, plan_scenario, replan_after, user_conf_text
 from fleet.harness.rules import v3_1 as rules
 from fleet.harness.spec import RunSpec, Tuning, run_dir
 from fleet.harness.synthetic import find_marker
@@ -275,21 +275,31 @@ class Harness:
             notes.append(f"calibrated on {c['samples']} of the loaded samples in {c['seconds']:.1f} s "
                          f"(a whole pass would take longer than the profile's {limit:g} s)")
         entry["note"] = "; ".join(notes) or None
-        tries = self._server_audit_plans(plan, mode, base) if scenario == "Server" else [plan]
-        for attempt, run_plan in enumerate(tries):
+        audit = self._server_audit_plans(plan, mode, base) if scenario == "Server" else None
+        run_plan = audit[0] if audit else plan
+        for last_try in (False, True):
             errors, detail = self._loadgen_run(scenario, mode, rdir, run_plan)
             entry["target_qps"] = run_plan.conf.get("target_qps") if scenario == "Server" else None
             entry["result_validity"] = detail.get("result_validity")
-            if errors.count or entry["result_validity"] == "VALID" or attempt == len(tries) - 1:
+            if errors.count or entry["result_validity"] == "VALID" or last_try:
+                break
+            if audit:
+                following = audit[1]
+                why = (f"once more at {following.conf['target_qps']:.4g} QPS, which its verification "
+                       "still accepts")
+            elif mode == "performance" and (replanned := replan_after(run_plan, detail.values, self.profile)):
+                following, why = replanned
+                self._plans[scenario] = following  # the scenario's other modes run as this one
+            else:
                 break
             p99 = detail.get("result_99.00_percentile_latency_ns")
-            earlier = {"target_qps": entry["target_qps"], "result_validity": entry["result_validity"],
-                       "p99_ms": None if p99 is None else round(p99 / 1e6, 3)}
-            entry["attempts"].append(earlier)
-            following = tries[attempt + 1].conf["target_qps"]
-            self.echo(f"{self.task.name} {scenario} {mode}: {entry['result_validity']} at "
-                      f"{earlier['target_qps']:.4g} QPS (p99 {earlier['p99_ms']} ms); once more at "
-                      f"{following:.4g} QPS, which its verification still accepts")
+            entry["attempts"].append({
+                "target_qps": run_plan.conf.get("target_qps"),
+                "target_latency": run_plan.conf.get("target_latency"),
+                "result_validity": entry["result_validity"],
+                "p99_ms": None if p99 is None else round(p99 / 1e6, 3), "retried_because": why})
+            self.echo(f"{self.task.name} {scenario} {mode}: {entry['result_validity']}; {why}")
+            run_plan = following
         if mode != "accuracy":
             entry["result"], entry["result_unit"] = detail.result(scenario)
         problems = []
@@ -327,8 +337,8 @@ class Harness:
                           self.performance_sample_count, plan.server_timeout_s)
         return errors, read_detail(rdir / "mlperf_log_detail.txt")
 
-    def _server_audit_plans(self, plan: ScenarioPlan, mode: str, base: Path) -> list[ScenarioPlan]:
-        """The plans a Server run tries in turn: the plan itself, or an audit's two targets.
+    def _server_audit_plans(self, plan: ScenarioPlan, mode: str, base: Path) -> list[ScenarioPlan] | None:
+        """A Server audit's two plans, first try and retry; None for a mode that is no audit.
 
         An audit's targets are shares (rules.SERVER_AUDIT_TARGETS) of the target its
         performance run was given, read from that run's detail log, so a resumed run (a new
@@ -336,7 +346,7 @@ class Harness:
         """
         shares = rules.SERVER_AUDIT_TARGETS.get(mode)
         if shares is None:
-            return [plan]
+            return None
         reference = read_detail(base / "performance" / "run_1" / "mlperf_log_detail.txt")
         target = reference.get("effective_target_qps") or plan.conf["target_qps"]
         return [replace(plan, conf={**plan.conf, "target_qps": float(target) * share})

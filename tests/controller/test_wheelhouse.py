@@ -60,10 +60,16 @@ def test_node_requirements_are_the_node_extra():
     )
 
 
-def test_pytorch_hosts_get_the_pinned_cpu_torch_and_the_others_do_not():
+def test_hosts_get_the_extras_of_the_tasks_and_backends_they_run_and_no_others():
     from fleet.wheelhouse import extras_for
 
-    assert extras_for(["onnxruntime", "null"]) == ("node",)
-    assert extras_for(["pytorch", "onnxruntime"]) == ("node", "torch")
-    with_torch = node_requirements(extras_for(["pytorch"]))
+    vision_hosts = extras_for([("resnet50", "onnxruntime"), ("retinanet", "null")])
+    assert vision_hosts == ("node", "onnxruntime", "vision")
+    assert extras_for([("rnnt", "pytorch")]) == ("node", "librispeech", "torch")
+    assert extras_for([("rnnt", "pytorch"), ("bert-99", "onnxruntime"), ("3d-unet-99.9", "onnxruntime")]) == (
+        "node", "kits19", "librispeech", "onnxruntime", "squad", "torch")
+    with_torch = node_requirements(extras_for([("rnnt", "pytorch")]))
     assert "torch==2.13.0" in with_torch and set(node_requirements()) < set(with_torch)
+    assert not any(r.startswith(("onnxruntime", "opencv", "tokenizers", "nibabel")) for r in with_torch)
+    vision = node_requirements(extras_for([("resnet50", "onnxruntime")]))
+    assert not any(r.startswith(("torch", "soundfile", "tokenizers", "nibabel")) for r in vision)

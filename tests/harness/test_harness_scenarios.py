@@ -15,8 +15,6 @@ from fleet.harness.rules import v3_1 as rules
 pytestmark = pytest.mark.timeout(900)
 
 
-SERVER_BOUND_MS = rules.MODELS["resnet"].server_latency_ns / 1e6
-
 
 def _run(fixture: dict, scenario: str, mode: str) -> dict:
     return fixture["runs"][(scenario, mode)]
@@ -36,12 +34,13 @@ def test_smoke_scenario_is_valid(fixture_name, scenario, request):
                  "mlperf.conf", "user.conf"):
         assert (run_dir / name).is_file(), name
     assert not read_detail(run_dir / "mlperf_log_detail.txt").errors
+    # No skip for a busy machine: the harness itself runs an INVALID Server once more at a
+    # lower target (planning.replan_after); a Server that still fails is a regression.
+    context = summary.read_text()
     if scenario == "Server" and entry["result_validity"] != "VALID":
         p99 = bare_p99_ms(request.getfixturevalue("small_assets").model)
-        if p99 > SERVER_BOUND_MS / 3:  # idle: ~1.5 ms
-            pytest.skip(f"this machine is saturated: a bare batch-1 loop of the small model has p99 "
-                        f"{p99:.1f} ms, too close to the {SERVER_BOUND_MS:g} ms Server bound")
-    assert entry["result_validity"] == "VALID", summary.read_text()
+        context += f"\n(a bare batch-1 loop of the small model has p99 {p99:.1f} ms; idle: ~1.5 ms)"
+    assert entry["result_validity"] == "VALID", context
     assert entry["result"] and entry["result"] > 0
 
 def test_offline_accuracy_is_at_least_99_percent(full_runs):

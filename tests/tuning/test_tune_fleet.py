@@ -102,12 +102,10 @@ def test_edge_and_datacenter_get_different_offline_settings(fleet_tuned) -> None
 
 def test_server_search_ends_valid_below_an_invalid_step(fleet_tuned, small_assets) -> None:
     scenarios = _stored(fleet_tuned["runs"], "test_node2")["scenarios"]
-    if "Server" not in scenarios:
+    if "Server" not in scenarios:  # no skip for a busy machine: a regression would hide behind it
         p99 = bare_p99_ms(small_assets / "resnet50_v1.onnx")
-        if p99 > SERVER_BOUND_MS / 3:  # as the harness tests judge a saturated machine
-            pytest.skip(f"this machine is saturated: a bare batch-1 loop of the small model has p99 "
-                        f"{p99:.1f} ms, too close to the {SERVER_BOUND_MS:g} ms Server bound")
-        pytest.fail(f"no VALID Server target was found on a quiet machine (bare p99 {p99:.1f} ms)\n"
+        pytest.fail(f"no VALID Server target was found (a bare batch-1 loop of the small model has p99 "
+                    f"{p99:.1f} ms against the {SERVER_BOUND_MS:g} ms bound)\n"
                     f"{_server_log(fleet_tuned['runs'])}")
     rec = scenarios["Server"]
     search = rec["server_search"]

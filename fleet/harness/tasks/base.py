@@ -109,6 +109,9 @@ class Task(ABC):
     # that needs files beside the weights (GPT-J's tokenizer) reads them from here, in open()
     # and in accuracy(); None with the null backend.
     model: Path | None = None
+    # The pyproject extras a node needs to run this task, beside `node` and its backend's
+    # (fleet/wheelhouse.py extras_for): hosts that run no such task stay free of them.
+    node_extras: ClassVar[tuple[str, ...]] = ()
 
     def torch_model(self, path: Path) -> Any:
         """The network the pytorch backend runs, built from the checkpoint at `path`.

@@ -36,6 +36,7 @@ def dataset_paths(dataset_dir: Path) -> tuple[Path, Path]:
 
 
 class Bert(Task):
+    node_extras = ("squad",)
     name = "bert-99"
     rules_model = "bert-99"
     max_batch_size = None

@@ -83,6 +83,7 @@ def read_val_map(dataset_dir: Path) -> tuple[list[str], np.ndarray]:
 
 
 class ResNet50(Task):
+    node_extras = ("vision",)
     name = "resnet50"
     rules_model = "resnet"
     max_batch_size = None

@@ -30,6 +30,7 @@ CACHE_BUDGET_IMAGES = 512  # 3.9 GB of preprocessed images per dataset
 
 
 class RetinaNet(Task):
+    node_extras = ("vision",)
     name = "retinanet"
     rules_model = "retinanet"
     max_batch_size = retinanet_io.MODEL_BATCH

@@ -25,6 +25,7 @@ TRANSCRIPT = "transcript"  # infer's per-utterance label ids
 
 
 class RNNT(Task):
+    node_extras = ("librispeech",)
     name = "rnnt"
     rules_model = "rnnt"
     max_batch_size = 1  # the reference decodes one utterance at a time

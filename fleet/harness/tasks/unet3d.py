@@ -28,6 +28,7 @@ SEGMENTATION = "segmentation"  # infer's per-case labels
 
 
 class UNet3D(Task):
+    node_extras = ("kits19",)
     name = "3d-unet-99"
     rules_model = "3d-unet-99"
     max_batch_size = 1  # one case per inference; its windows run one by one
