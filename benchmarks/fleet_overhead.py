@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from testnodes import TestNodes, free_slot  # noqa: E402
 
 from fleet.runstate import RunState  # noqa: E402
-from fleet.wheelhouse import build_project_wheel, prepare_deps  # noqa: E402
+from fleet.wheelhouse import build_project_wheel, extras_for, prepare_deps  # noqa: E402
 
 JOB = ["--task", "resnet50", "--scenario", "Offline", "--modes", "performance", "--synthetic",
        "--synthetic-variant", "small", "--synthetic-samples", "32", "--plain"]  # fmt: skip
@@ -64,7 +64,7 @@ def main() -> int:
     cache, runs = work / "cache", work / "runs"
     env = {**os.environ, "FLEET_CACHE_DIR": str(cache)}
     print("preparing the controller's wheelhouse and node wheel ...", file=sys.stderr)
-    prepare_deps(cache)
+    prepare_deps(cache, extras=extras_for([("resnet50", "onnxruntime")]))
     env["FLEET_NODE_WHEEL"] = str(build_project_wheel(cache).path)
     nodes = TestNodes(slot=free_slot()).up(max(4, *counts), ["edge", "dc", "dc", "dc"])
     try:

@@ -49,7 +49,7 @@ from fleet.submission import paths  # noqa: E402
 from fleet.submission.assemble import read_record, tree_of_run  # noqa: E402
 from fleet.submission.checker import check_tree  # noqa: E402
 from fleet.submission.official import run_official  # noqa: E402
-from fleet.wheelhouse import build_project_wheel, prepare_deps  # noqa: E402
+from fleet.wheelhouse import build_project_wheel, extras_for, prepare_deps  # noqa: E402
 
 DEFAULT_TAR = ROOT.parent / "shared" / "external" / "mlcommons-inference-v3.1.tar.gz"
 SUBMITTER = "MLPerfFleet"
@@ -133,7 +133,7 @@ def main() -> int:
         cache, runs = work / "cache", work / "runs"
         env = {**os.environ, "FLEET_CACHE_DIR": str(cache)}
         print("preparing the controller's wheelhouse and node wheel ...", file=sys.stderr)
-        prepare_deps(cache)
+        prepare_deps(cache, extras=extras_for([("resnet50", "onnxruntime")]))
         env["FLEET_NODE_WHEEL"] = str(build_project_wheel(cache).path)
         nodes = TestNodes(slot=free_slot()).up(1, ["dc"])
         try:

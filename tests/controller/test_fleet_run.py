@@ -314,7 +314,7 @@ def test_failing_deploy_says_the_nodes_own_error(full_run, testnodes, fleet_cach
     """A wheelhouse that lacks a dependency: pip's own last line reaches the user."""
     assert full_run[0].returncode == 0
     cache = tmp_path / "cache"
-    _wheelhouse_without(Path(fleet_cache["FLEET_CACHE_DIR"]), cache, "tokenizers")
+    _wheelhouse_without(Path(fleet_cache["FLEET_CACHE_DIR"]), cache, "pycocotools")
     node3 = testnodes.node("node3")
     inv = tmp_path / "inv.ini"  # a fresh work dir on node3, so deploy installs again
     inv.write_text(testnodes.inventory.read_text().replace(
@@ -323,7 +323,7 @@ def test_failing_deploy_says_the_nodes_own_error(full_run, testnodes, fleet_cach
                  "--modes", "performance", "--runs-dir", str(tmp_path), "--run-id", "baddeploy", *SMALL,
                  cache={**fleet_cache, "FLEET_CACHE_DIR": str(cache)})  # fmt: skip
     assert proc.returncode == 1
-    said = "ERROR: No matching distribution found for tokenizers"
+    said = "ERROR: No matching distribution found for pycocotools"  # resnet50's vision extra
     assert "node3: FAILED at deploy: failed: " + said in proc.stderr, proc.stderr[-3000:]
     job = RunState.load(tmp_path / "baddeploy" / "run.json").jobs["node3/resnet50/Offline"]
     assert job.status == "failed" and job.stage == "deploy" and said in job.error, job.error
