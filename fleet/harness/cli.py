@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--execution-provider", help="onnxruntime: cpu (default) | cuda | tensorrt")
     run.add_argument("--graph-optimization", help="onnxruntime: disable|basic|extended|all (default)")
     run.add_argument("--threads", type=int, help="backend intra-op threads (default: from the node)")
+    run.add_argument("--precision", help="fp32 (default) | bf16 | fp16 (pytorch, where the device has it)")
     run.add_argument("--batch-size", type=int, help="Offline batch / Server max batch (default: measured)")
     run.add_argument("--target-qps", type=float, help="Offline expected / Server target QPS")
     run.add_argument("--expected-latency-ms", type=float, help="SingleStream/MultiStream expected latency")
@@ -114,6 +115,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     for field_name, value in (("threads", args.threads), ("batch_size", args.batch_size),
                               ("execution_provider", args.execution_provider),
                               ("graph_optimization", args.graph_optimization),
+                              ("precision", args.precision),
                               ("server_batch_timeout_ms", args.server_batch_timeout_ms)):
         if value is not None:
             tuning = replace(tuning, **{field_name: value})

@@ -135,7 +135,7 @@ class Harness:
         spec = self.spec = accept_tuning(spec, self.host, manifest.versions(), self.echo)
         t = spec.tuning
         self._options = BackendOptions(threads=t.threads, execution_provider=t.execution_provider,
-                                       graph_optimization=t.graph_optimization)
+                                       graph_optimization=t.graph_optimization, precision=t.precision)
         # The model is checked before the (possibly long) first preprocessing of the dataset.
         self.backend = open_backend(spec.backend, self.model, self.task, self._options)
         try:
@@ -233,6 +233,7 @@ class Harness:
             "task": self.task.name, "model": self.model_rules.name, "scenario": scenario, "mode": mode,
             "profile": self.profile.name, "backend": self.backend.name,
             "execution_provider": self.backend.execution_provider, "threads": self.backend.threads,
+            "precision": self.backend.precision,
             "batch_size": None, "synthetic": self.synthetic,
             "model_path": str(self.model.resolve()) if self.model else None,
             "model_sha256": self.model_sha,
@@ -297,7 +298,8 @@ class Harness:
                 "target_qps": run_plan.conf.get("target_qps"),
                 "target_latency": run_plan.conf.get("target_latency"),
                 "result_validity": entry["result_validity"],
-                "p99_ms": None if p99 is None else round(p99 / 1e6, 3), "retried_because": why})
+                "p99_ms": None if p99 is None else round(p99 / 1e6, 3),
+                "loadgen_said": _invalid_reason(detail), "retried_because": why})
             self.echo(f"{self.task.name} {scenario} {mode}: {entry['result_validity']}; {why}")
             run_plan = following
         if mode != "accuracy":
@@ -430,6 +432,16 @@ class Harness:
         elif entry["outcome"] != "ok":
             parts.append(f"FAILED: {entry['error']}")
         return f"{head} {', '.join(parts) or 'done'} ({entry['dir']})"
+
+
+def _invalid_reason(detail: Any) -> str:
+    """Which of LoadGen's validity checks failed, in its words (detail-log keys)."""
+    failed = [name for key, name in (("result_min_duration_met", "min duration"),
+                                     ("result_min_queries_met", "min queries"),
+                                     ("early_stopping_met", "early stopping"))
+              if detail.get(key) is False]
+    reason = " ".join(str(detail.get("result_invalid_reason") or "").split())
+    return "; ".join([*(f"{name} not satisfied" for name in failed), *([reason] if reason else [])])
 
 
 def run_spec(spec: RunSpec, out: Path, **kwargs: Any) -> list[dict[str, Any]]:

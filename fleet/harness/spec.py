@@ -31,6 +31,7 @@ class Tuning:
     batch_size: int | None = None
     graph_optimization: str | None = None  # onnxruntime: disable|basic|extended|all
     execution_provider: str | None = None  # onnxruntime: cpu|cuda|tensorrt
+    precision: str | None = None  # fp32 (default) | bf16 | fp16 where the backend and device run it
     # LoadGen expectations (a user.conf would carry these).
     offline_expected_qps: float | None = None
     server_target_qps: float | None = None

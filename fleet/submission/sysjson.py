@@ -158,6 +158,10 @@ def _framework(host: RawHost) -> str:
         version = versions.get(backend) or versions.get("torch" if backend == "pytorch" else backend)
         eps = sorted({_EP_NAMES.get(str(r.get("execution_provider")), "") for r in host.runs} - {""})
         suffix = f" ({', '.join(eps)} execution provider)" if backend == "onnxruntime" and eps else ""
+        reduced = sorted({str(r.get("precision")) for r in host.runs
+                          if r.get("backend") == backend and r.get("precision") not in (None, "fp32")})
+        if reduced:
+            suffix += f" ({', '.join(reduced)})"
         names.append(f"{label} {version}{suffix}" if version else f"{label}{suffix}")
     return ", ".join(names)
 

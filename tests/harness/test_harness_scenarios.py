@@ -101,11 +101,12 @@ def test_manifest_has_one_entry_per_run_with_contract_fields(full_runs, full_ass
     assert sorted(keys) == sorted(set(keys)) and len(keys) == 3
     entry = next(r for r in manifest["runs"] if r["mode"] == "accuracy")
     for field in ("task", "model", "scenario", "mode", "profile", "backend", "execution_provider", "threads",
+                  "precision", "target_qps", "attempts", "note", "calibration",
                   "batch_size", "synthetic", "model_path", "model_sha256", "dataset_path", "dataset_sha256",
                   "dir", "started", "finished", "duration_s", "outcome", "error", "result_validity",
                   "result", "result_unit", "accuracy", "verify"):
         assert field in entry, field
-    assert entry["synthetic"] is True and entry["model"] == "resnet"
+    assert entry["synthetic"] is True and entry["model"] == "resnet" and entry["precision"] == "fp32"
     assert entry["model_sha256"] == full_assets.marker["model"]["sha256"]
     assert entry["dataset_sha256"] == full_assets.marker["dataset"]["sha256"]
     host = manifest["host"]

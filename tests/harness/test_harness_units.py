@@ -138,3 +138,12 @@ def test_qsl_feed_gathers_rows_of_loaded_samples(small_assets):
     assert store.arrays == {}
     with pytest.raises(RuntimeError, match="not loaded"):
         store.feed(np.array([5]))
+
+
+def test_onnxruntime_refuses_a_precision_its_model_was_not_exported_in(small_assets):
+    from fleet.harness.backends import BackendOptions, open_backend
+    from fleet.harness.tasks import get_task
+
+    with pytest.raises(HarnessError, match="onnxruntime runs the precision its model file was exported in"):
+        open_backend("onnxruntime", small_assets.model, get_task("resnet50"),
+                     BackendOptions(precision="bf16"))

@@ -92,7 +92,7 @@ def test_concurrent_callers_each_get_their_own_answer_on_one_thread(backend) -> 
 
 def test_close_finishes_what_was_handed_over_and_refuses_what_comes_after(backend) -> None:
     x = np.ones((1, 3), dtype=np.float32)
-    results: list[Any] = []
+    results: dict[str, Any] = {}
     running, release = threading.Event(), threading.Event()
 
     def hold() -> str:
@@ -100,10 +100,10 @@ def test_close_finishes_what_was_handed_over_and_refuses_what_comes_after(backen
         release.wait(10)
         return "held"
 
-    holder = threading.Thread(target=lambda: results.append(backend.pinned(hold)()))
+    holder = threading.Thread(target=lambda: results.update(held=backend.pinned(hold)()))
     holder.start()
     assert running.wait(10)  # the backend's thread is busy: the next call waits in its queue
-    queued = threading.Thread(target=lambda: results.append(backend.run({"x": x}, 1)["y"]))
+    queued = threading.Thread(target=lambda: results.update(queued=backend.run({"x": x}, 1)["y"]))
     queued.start()
     deadline = time.monotonic() + 10
     while backend._own._jobs.qsize() < 1 and time.monotonic() < deadline:
@@ -115,7 +115,7 @@ def test_close_finishes_what_was_handed_over_and_refuses_what_comes_after(backen
     release.set()
     for t in (closer, holder, queued):
         t.join(timeout=10)
-    assert results[0] == "held" and np.allclose(results[1], _expected(x))  # the model was still there
+    assert results["held"] == "held" and np.allclose(results["queued"], _expected(x))  # model still there
     started = time.monotonic()
     with pytest.raises(HarnessError, match="the pytorch backend was closed"):
         backend.run({"x": x}, 1)
@@ -152,3 +152,60 @@ def test_a_torch_upgrade_changes_the_tuning_digest() -> None:
     old = digest_fields(host, {"torch": "2.13.0+cpu"})
     new = digest_fields(host, {"torch": "2.14.0+cpu"})
     assert old["version_torch"] == "2.13.0+cpu" and old != new
+
+
+@pytest.mark.parametrize("precision, device, gpu_bf16, flags, problem", [
+    ("fp32", "cpu", False, frozenset(), None),
+    ("bf16", "cpu", False, frozenset({"avx512_bf16"}), None),
+    ("bf16", "cpu", False, frozenset({"amx_bf16", "avx2"}), None),
+    ("bf16", "cpu", False, frozenset({"avx2", "avx512f"}), "would be emulated"),
+    ("fp16", "cpu", False, frozenset({"avx512_bf16"}), "slow fallbacks"),
+    ("bf16", "cuda", False, frozenset(), "Ampere or later"),
+    ("bf16", "cuda", True, frozenset(), None),
+    ("fp16", "cuda", False, frozenset(), None),
+    ("int4", "cpu", False, frozenset(), "unknown precision 'int4'"),
+])
+def test_which_precisions_run_natively_where(precision, device, gpu_bf16, flags, problem) -> None:
+    from fleet.harness.backends.pytorch_backend import precision_problem
+
+    found = precision_problem(precision, device, gpu_bf16=gpu_bf16, flags=flags)
+    assert found is None if problem is None else problem in found
+
+
+def test_bf16_runs_where_this_cpu_has_it_and_fp16_is_refused_on_the_cpu(tmp_path: Path) -> None:
+    from fleet.harness.backends.pytorch_backend import PyTorchBackend, cpu_flags, precision_problem
+
+    weights = {"linear.weight": torch.tensor(WEIGHT), "linear.bias": torch.tensor(BIAS)}
+    torch.save(weights, tmp_path / "affine.pt")
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    bf16 = BackendOptions(threads=1, precision="bf16")
+    if precision_problem("bf16", "cpu", gpu_bf16=False, flags=cpu_flags()) is None:
+        backend = PyTorchBackend(tmp_path / "affine.pt", _AffineTask(), bf16)
+        try:
+            out = backend.run({"x": x}, 4)["y"]
+            assert backend.precision == "bf16"
+            assert backend.pinned(lambda: next(backend.module.parameters()).dtype)() == torch.bfloat16
+        finally:
+            backend.close()
+        assert out.dtype == np.float32  # numpy has no bf16
+        np.testing.assert_allclose(out, _expected(x), rtol=2e-2, atol=5e-2)
+    else:
+        with pytest.raises(HarnessError, match="cannot run bf16 here: bf16 on this CPU would be emulated"):
+            PyTorchBackend(tmp_path / "affine.pt", _AffineTask(), bf16)
+    with pytest.raises(HarnessError, match="cannot run fp16 here: fp16 on the CPU"):
+        PyTorchBackend(tmp_path / "affine.pt", _AffineTask(), BackendOptions(threads=1, precision="fp16"))
+
+
+def test_the_precision_reaches_the_measurements_and_systems_json() -> None:
+    from types import SimpleNamespace
+
+    from fleet.submission import sysjson
+    from fleet.submission.measurement import measurement_json
+
+    run = {"task": "rnnt", "backend": "pytorch", "precision": "bf16", "model_path": "/m/rnnt.pt"}
+    data = measurement_json(run)
+    assert data["weight_data_types"] == data["input_data_types"] == "bf16"
+    host = SimpleNamespace(versions={"torch": "2.13.0+cpu"}, runs=[run, {**run, "precision": "fp32"}])
+    assert sysjson._framework(host) == "PyTorch 2.13.0+cpu (bf16)"
+    assert sysjson._framework(SimpleNamespace(versions=host.versions, runs=[{**run, "precision": "fp32"}])) \
+        == "PyTorch 2.13.0+cpu"

@@ -76,19 +76,25 @@ def _target(audited, mode: str) -> float:
 
 def test_each_audit_runs_at_its_share_of_the_performance_target(audited):
     entries = audited["entries"]
-    assert entries["performance"]["result_validity"] == "VALID", entries["performance"]
-    assert _target(audited, "performance") == pytest.approx(TARGET_QPS)
-    for mode, share in (("TEST04", rules.SERVER_AUDIT_TARGETS["TEST04"].first),
-                        ("TEST05", rules.SERVER_AUDIT_TARGETS["TEST05"].first)):
+    perf = entries["performance"]
+    assert perf["result_validity"] == "VALID", perf
+    reference = perf["target_qps"]  # TARGET_QPS, or 0.75 of it if an outlier failed the first try
+    assert _target(audited, "performance") == pytest.approx(reference)
+    for mode in ("TEST04", "TEST05"):
+        shares = rules.SERVER_AUDIT_TARGETS[mode]
         entry = entries[mode]
         assert entry["outcome"] == "ok", entry["error"]
         assert entry["verify"] == "TEST PASS"
-        assert entry["attempts"] == [] and audited["tries"][mode] == 1
-        assert _target(audited, mode) == pytest.approx(TARGET_QPS * share, rel=1e-4)
-        assert entry["target_qps"] == pytest.approx(TARGET_QPS * share, rel=1e-4)
+        # At LoadGen's 459-query minimum one query over the bound fails early stopping, so an
+        # outlier on a shared machine may cost the first try; the retry is then at its share.
+        tried = [a["target_qps"] for a in entry["attempts"]] + [entry["target_qps"]]
+        assert tried == pytest.approx([reference * s for s in (shares.first, shares.retry)][: len(tried)],
+                                      rel=1e-4), entry["attempts"]
+        assert audited["tries"][mode] == len(tried)
         run_dir = audited["out"] / "resnet50/Server" / mode / "performance/run_1"
+        assert _target(audited, mode) == pytest.approx(tried[-1], rel=1e-4)
         detail = read_detail(run_dir / "mlperf_log_detail.txt")
-        assert detail.get("effective_target_qps") == pytest.approx(TARGET_QPS * share, rel=1e-4)
+        assert detail.get("effective_target_qps") == pytest.approx(tried[-1], rel=1e-4)
 
 
 def test_an_invalid_audit_runs_once_more_at_its_retry_share_and_passes(audited):
@@ -97,17 +103,19 @@ def test_an_invalid_audit_runs_once_more_at_its_retry_share_and_passes(audited):
     assert audited["tries"]["TEST01"] == 2
     (first,) = entry["attempts"]
     assert first["result_validity"] == "INVALID"
-    assert first["target_qps"] == pytest.approx(TARGET_QPS * shares.first, rel=1e-4)
-    assert first["p99_ms"] > BOUND_MS
+    reference = audited["entries"]["performance"]["target_qps"]
+    assert first["target_qps"] == pytest.approx(reference * shares.first, rel=1e-4)
+    assert first["p99_ms"] > BOUND_MS and "early stopping not satisfied" in first["loadgen_said"]
     assert entry["outcome"] == "ok", entry["error"]
     assert entry["result_validity"] == "VALID"
-    assert entry["target_qps"] == pytest.approx(TARGET_QPS * shares.retry, rel=1e-4)
-    assert _target(audited, "TEST01") == pytest.approx(TARGET_QPS * shares.retry, rel=1e-4)
+    assert entry["target_qps"] == pytest.approx(reference * shares.retry, rel=1e-4)
+    assert _target(audited, "TEST01") == pytest.approx(reference * shares.retry, rel=1e-4)
     assert entry["verify"] == "TEST PASS"
     test_dir = audited["out"] / "resnet50/Server/TEST01"
     assert "TEST PASS" in (test_dir / "verify_accuracy.txt").read_text()
     said = [line for line in audited["lines"] if "once more" in line]
-    assert said and "TEST01: INVALID; once more at 36.8 QPS" in said[0], audited["lines"]
+    expected = f"TEST01: INVALID; once more at {reference * shares.retry:.4g} QPS"
+    assert any(expected in line for line in said), said
 
 
 def test_audit_shares_stay_inside_what_verification_accepts():

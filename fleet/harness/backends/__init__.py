@@ -44,6 +44,7 @@ class BackendOptions:
     threads: int | None = None
     execution_provider: str | None = None  # cpu | cuda | tensorrt
     graph_optimization: str | None = None  # disable | basic | extended | all
+    precision: str | None = None  # fp32 (default) | bf16 | fp16, where the backend and device run it
 
 
 class Backend(Protocol):
@@ -52,6 +53,7 @@ class Backend(Protocol):
     threads: int
     needs_feed: bool  # False: the harness may skip gathering inputs (null backend)
     max_useful_batch: int  # the largest batch the harness's batch-size search tries
+    precision: str  # what the model computes in: fp32, bf16 or fp16 (manifest, measurements json)
 
     def run(self, feed: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]: ...
 

@@ -21,6 +21,7 @@ class NullBackend:
     execution_provider = "none"
     needs_feed = False
     max_useful_batch = 128
+    precision = "fp32"
 
     def __init__(self, model: Path | None, task: Task, options: Any) -> None:
         self.threads = 1

@@ -62,11 +62,16 @@ MAX_USEFUL_BATCH = {"cpu": 32, "cuda": 128, "tensorrt": 128}
 class OnnxRuntimeBackend:
     name = "onnxruntime"
     needs_feed = True
+    precision = "fp32"
 
     def __init__(self, model: Path | None, task: Task, options: BackendOptions) -> None:
         if model is None or not Path(model).is_file():
             raise HarnessError(f"model {model} does not exist")
         model = Path(model)
+        if (options.precision or "fp32") != "fp32":
+            raise HarnessError(f"onnxruntime runs the precision its model file was exported in, not "
+                               f"{options.precision!r}: give a model exported in it, or run fp32 (leave "
+                               "precision unset)")
         import onnxruntime as ort
 
         ep = (options.execution_provider or "cpu").lower()

@@ -5,7 +5,9 @@ their network from it (`Task.torch_model`): the checkpoint holds weights, the ta
 architecture. The backend owns what is common to all of them: importing torch only when used,
 the device, the thread pool sized like onnxruntime's (one thread per physical core, or per
 usable CPU under an affinity mask or cgroup quota), inference mode (no autograd), and the
-versions that go into the manifest.
+versions that go into the manifest, and the precision: fp32 by default, bf16 or fp16 where
+the device computes it natively (refused in one line where it would be emulated); the model
+is cast to it at load, floating feeds on the way in, and outputs come back as float32 numpy.
 
 Every torch call runs on one thread the backend owns: loading, `run`, and (through `pinned`,
 which the SUT applies) a task's whole `infer`. PyTorch's OpenMP pool belongs to the thread
@@ -43,6 +45,45 @@ from fleet.harness.tasks.base import Task
 
 DEVICES = ("cpu", "cuda")
 MAX_USEFUL_BATCH = {"cpu": 32, "cuda": 128}
+# Precision -> torch dtype name. fp32 is the default; the others only where the device
+# computes them natively (precision_problem).
+PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (/proc/cpuinfo; empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def precision_problem(precision: str, device: str, *, gpu_bf16: bool, flags: frozenset[str]) -> str | None:
+    """Why `precision` cannot run on `device` natively, as one line; None if it can.
+
+    A precision the device only emulates would measure the emulation, not the system: CUDA
+    runs fp16 always and bf16 where the GPU has it (Ampere and later); a CPU runs bf16 with
+    AVX512-BF16 or AMX, and fp16 through slow fallbacks only.
+    """
+    if precision not in PRECISIONS:
+        return f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})"
+    if precision == "fp32":
+        return None
+    if device == "cuda":
+        if precision == "bf16" and not gpu_bf16:
+            return "this GPU does not compute bf16 (it needs Ampere or later): use fp16 or fp32"
+        return None
+    if precision == "fp16":
+        return "fp16 on the CPU runs through slow fallbacks: use bf16 (AVX512-BF16 or AMX) or fp32"
+    if not flags & CPU_BF16_FLAGS:
+        return ("bf16 on this CPU would be emulated: it has neither AVX512-BF16 nor AMX-BF16 "
+                "(/proc/cpuinfo flags); use fp32")
+    return None
 
 
 def import_torch() -> Any:
@@ -131,6 +172,13 @@ class PyTorchBackend:
                                f"(a CPU build, or no GPU/driver); refusing to fall back to the CPU")
         if options.threads is not None and options.threads < 1:
             raise HarnessError("--threads must be at least 1")
+        precision = (options.precision or "fp32").lower()
+        problem = precision_problem(precision, device, flags=cpu_flags() if device == "cpu" else frozenset(),
+                                    gpu_bf16=device == "cuda" and bool(torch.cuda.is_bf16_supported()))
+        if problem:
+            raise HarnessError(f"the pytorch backend cannot run {precision} here: {problem}")
+        self.precision = precision
+        self.dtype = getattr(torch, PRECISIONS[precision])
         self.threads = int(options.threads or intra_op_threads()[0])
         self.device = torch.device(device)
         self.execution_provider = device
@@ -146,9 +194,9 @@ class PyTorchBackend:
     def _load(self, task: Task, model: Path) -> Any:
         torch = self._torch
         _set_threads(torch, self.threads)
-        with torch.inference_mode():
+        with torch.inference_mode():  # the weights and any cast of them are inference tensors
             module = task.torch_model(model)
-        return module.eval().to(self.device)
+            return module.eval().to(self.device, dtype=self.dtype)
 
     def pinned(self, call: Callable[..., Any]) -> Callable[..., Any]:
         """`call` run on the backend's own thread (see the module docstring)."""
@@ -160,11 +208,20 @@ class PyTorchBackend:
     def _run(self, feed: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
         torch = self._torch
         with torch.inference_mode():
-            args = {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in feed.items()}
+            args = {k: self._tensor(v) for k, v in feed.items()}
             out = self.module(**args)
         if isinstance(out, torch.Tensor):
             out = (out,)
-        return {name: t.cpu().numpy() for name, t in zip(self._outputs, out, strict=True)}
+        # numpy has no bf16: reduced-precision outputs come back as float32
+        return {name: (t.float() if t.is_floating_point() and t.dtype != torch.float32 else t).cpu().numpy()
+                for name, t in zip(self._outputs, out, strict=True)}
+
+    def _tensor(self, array: np.ndarray) -> Any:
+        """A feed array on the device; floating inputs in the backend's precision."""
+        tensor = self._torch.from_numpy(np.ascontiguousarray(array))
+        if tensor.is_floating_point():
+            return tensor.to(self.device, dtype=self.dtype)
+        return tensor.to(self.device)
 
     def program(self, name: str) -> Callable[..., Any]:
         """The model's part `name`, called with torch tensors under inference mode."""
