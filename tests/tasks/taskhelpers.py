@@ -47,13 +47,19 @@ class PacedBackend(WrappedBackend):
 
 
 class PacedPinned(WrappedBackend):
-    """A backend whose task drives it through `pinned` (RNN-T): the whole infer of a batch is
-    padded to `pace_s` per sample in Offline; programs and device are the real backend's."""
+    """The whole infer of a batch (every backend call a task makes for it: RNN-T's decode loop,
+    3D-UNet's windows and stitching) padded to `pace_s` per sample in Offline, through `pinned`;
+    a pytorch backend's programs and device are the real backend's."""
 
     def __init__(self, inner: Any, ctx: RunContext, pace_s: float) -> None:
         super().__init__(inner)
         self.pace_s = pace_s if ctx.scenario == "Offline" else 0.0
-        self.device, self.program = inner.device, inner.program
+        for name in ("device", "program"):
+            if hasattr(inner, name):
+                setattr(self, name, getattr(inner, name))
+
+    def run(self, feed: dict[str, Any], n: int) -> Any:
+        return self.inner.run(feed, n)
 
     def pinned(self, call: Any) -> Any:
         run = self.inner.pinned(call)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from taskhelpers import cpu_session, make_harness, paced
+from taskhelpers import cpu_session, make_harness, paced_pinned
 
 from fleet.harness.errors import HarnessError
 from fleet.harness.spec import Tuning
@@ -25,10 +25,13 @@ from fleet.harness.tasks.unet3d_window import SlidingWindow, gaussian_1d, import
 pytestmark = pytest.mark.timeout(900)
 
 TASK = "3d-unet-99"
-# Per window in Offline runs. A small-variant window with its window work took 0.64 s on one
-# thread of this 2-CPU machine (Offline at 0.74-0.75 cases/s against 0.83 paced at 0.6 s), so
-# 0.6 s paced nothing and TEST05's 5 % bound failed on noise; 0.9 s leaves a third of slack.
-PACE_S = 0.9
+# Per case (its whole sliding window) in Offline runs, whose performance TEST05 compares within
+# 5 %. A small-variant window takes 0.64 s on one thread of this 2-CPU machine, and a case is
+# two windows plus the stitching, whose cost depends on the case's size. Pacing each window
+# (0.9 s) left the stitching unpaced, so the mix of case sizes TEST05's other seeds draw moved
+# the rate by up to 9 % (0.518 against 0.471 cases/s). Pacing the whole infer per case makes
+# every case cost the same.
+PACE_S = 2.4
 KITS_DIR = "vision/medical_imaging/3d-unet-kits19"
 
 
@@ -215,7 +218,8 @@ def test_wrong_overlap_flipped_axis_and_shuffled_cases_each_drop_dice(assets, ta
 def test_offline_and_singlestream_score_the_teacher_and_pass_compliance(assets, tmp_path: Path) -> None:
     harness = make_harness(TASK, assets.root, assets.marker, tmp_path, ["Offline", "SingleStream"],
                            ["performance", "accuracy", "TEST01", "TEST05"],
-                           tuning=Tuning(offline_expected_qps=1 / (1.5 * PACE_S)), wrap_backend=paced(PACE_S))
+                           tuning=Tuning(offline_expected_qps=1 / (1.5 * PACE_S)),
+                           wrap_backend=paced_pinned(PACE_S))
     try:
         entries = {(s, m): harness.run_one(s, m) for s, m in (
             ("Offline", "performance"), ("Offline", "accuracy"), ("Offline", "TEST01"), ("Offline", "TEST05"),

@@ -11,10 +11,11 @@ submission assembler appends it (docs/contracts.md).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
+
+from fleet.harness.accuracy.log import first_responses, read_entries
 
 
 def _labels(val_map: Path) -> list[int]:
@@ -25,18 +26,13 @@ def _labels(val_map: Path) -> list[int]:
 def evaluate(accuracy_log: Path, val_map: Path, dtype: str = "float32") -> tuple[str, float]:
     """(accuracy.txt text, top-1 percent)."""
     labels = _labels(val_map)
-    entries = json.loads(Path(accuracy_log).read_text(encoding="utf-8"))
-    seen: set[int] = set()
+    scored = first_responses(read_entries(accuracy_log), len(labels), "images")
     good = 0
-    for entry in entries:
-        idx = int(entry["qsl_idx"])
-        if idx in seen:
-            continue
-        seen.add(idx)
-        data = np.frombuffer(bytes.fromhex(entry["data"]), dtype=dtype)
-        if data.size and idx < len(labels) and int(data[0]) == labels[idx]:
+    for response in scored:
+        data = np.frombuffer(response.data, dtype=dtype)
+        if data.size and int(data[0]) == labels[response.qsl_idx]:
             good += 1
-    total = len(seen)
+    total = len(scored)
     value = 100.0 * good / total if total else 0.0
     return f"accuracy={value:.3f}%, good={good}, total={total}\n", value
 

@@ -12,12 +12,12 @@ returns the same uint8 labels, so they are compared directly here.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fleet.harness.accuracy.log import read_entries, responses
 from fleet.harness.tasks import kits19
 
 SMOOTH = 1e-6
@@ -53,17 +53,14 @@ def summary_text(mean: float, kidney: float, tumor: float) -> str:
 def score_accuracy_log(accuracy_log: Path, dataset_dir: Path) -> DiceResult:
     """Mean DICE of a LoadGen accuracy log; ValueError (one line) for a log that does not fit."""
     cases = kits19.list_cases(dataset_dir)
-    entries = json.loads(Path(accuracy_log).read_text(encoding="utf-8"))
+    entries = read_entries(accuracy_log)
     if len(entries) != len(cases):
         raise ValueError(f"the log holds {len(entries)} responses for {len(cases)} cases (the reference "
                          "scores one response per case: an accuracy run's log)")
     predictions: dict[str, np.ndarray] = {}
-    for entry in entries:
-        qsl_idx = int(entry["qsl_idx"])
-        if not 0 <= qsl_idx < len(cases):
-            raise ValueError(f"qsl_idx {qsl_idx} is not a case index (0..{len(cases) - 1})")
-        case = cases[qsl_idx]
-        data = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.uint8)
+    for response in responses(entries, len(cases), "cases"):
+        case = cases[response.qsl_idx]
+        data = np.frombuffer(response.data, dtype=np.uint8)
         if data.size != int(np.prod(case.image_shape)):
             raise ValueError(f"{case.name}: the response holds {data.size} labels, the case has "
                              f"{int(np.prod(case.image_shape))} voxels {list(case.image_shape)}")

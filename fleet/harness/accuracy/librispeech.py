@@ -14,7 +14,6 @@ over the log's entries as they are (no de-duplication). The summary line is the 
 from __future__ import annotations
 
 import functools
-import json
 import re
 import string
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from fleet.harness.accuracy.log import read_entries, responses
 from fleet.harness.tasks import librispeech
 from fleet.harness.tasks.librispeech import LABELS
 
@@ -162,13 +162,9 @@ def score_accuracy_log(accuracy_log: Path, dataset_dir: Path) -> WerResult:
     """WER of a LoadGen accuracy log; ValueError (one line) for a log that does not fit the dataset."""
     utterances = librispeech.read_manifest(dataset_dir)
     references = [normalize(u.transcript) for u in utterances]
-    entries = json.loads(Path(accuracy_log).read_text(encoding="utf-8"))
     hypotheses, refs = [], []
-    for entry in entries:
-        index = int(entry["qsl_idx"])
-        if not 0 <= index < len(references):
-            raise ValueError(f"qsl_idx {index} is outside the manifest's {len(references)} utterances")
-        hypotheses.append(decode(entry["data"]))
-        refs.append(references[index])
+    for response in responses(read_entries(accuracy_log), len(references), "utterances"):
+        hypotheses.append(decode(response.data.hex()))
+        refs.append(references[response.qsl_idx])
     wer = word_error_rate(hypotheses, refs)
     return WerResult(wer=wer, accuracy=(1 - wer) * 100, text=summary_text(wer))

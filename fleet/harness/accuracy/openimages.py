@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleet.harness.accuracy.log import first_responses, read_entries
 from fleet.harness.tasks.openimages import read_annotations
 from fleet.harness.tasks.retinanet_io import decode_payload
 
@@ -52,20 +52,14 @@ def detections_from_log(
 ) -> tuple[list[dict[str, Any]], list[int], int, int]:
     """De-duplicate by qsl_idx and convert every payload; returns detections, image ids seen,
     images without results and index mismatches."""
-    seen: set[int] = set()
     image_ids: list[int] = []
     detections: list[dict[str, Any]] = []
     no_results = mismatches = 0
-    for entry in entries:
-        idx = int(entry["qsl_idx"])
-        if idx in seen:
-            continue
-        seen.add(idx)
-        if not 0 <= idx < len(images):
-            raise ValueError(f"accuracy log has qsl_idx {idx} but the dataset lists {len(images)} images")
+    for response in first_responses(entries, len(images), "images"):
+        idx = response.qsl_idx
         image = images[idx]
         image_ids.append(image["id"])
-        records = decode_payload(bytes.fromhex(entry["data"]))
+        records = decode_payload(response.data)
         if len(records) == 0:
             no_results += 1
             continue
@@ -113,5 +107,5 @@ def score_entries(entries: list[dict[str, Any]], annotations: dict[str, Any]) ->
 
 def score_accuracy_log(log_path: Path, dataset_root: Path) -> MapResult:
     """Score `mlperf_log_accuracy.json` against `ROOT/annotations/openimages-mlperf.json`."""
-    entries = json.loads(Path(log_path).read_text(encoding="utf-8"))
+    entries = read_entries(log_path)
     return score_entries(entries, read_annotations(dataset_root))

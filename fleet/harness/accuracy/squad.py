@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from fleet.harness.accuracy.log import read_entries, responses
 from fleet.harness.tasks.bert_io import decode_payload
 from fleet.harness.tasks.squad_features import FeatureMeta, SquadExample, SquadFeatures, build_features
 
@@ -165,13 +166,8 @@ def results_from_log(
     entries: list[dict[str, Any]], features: SquadFeatures
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """unique_id -> (start, end) logits of each logged sample (a later duplicate wins, as the reference)."""
-    results = {}
-    for entry in entries:
-        idx = int(entry["qsl_idx"])
-        if not 0 <= idx < len(features):
-            raise ValueError(f"accuracy log has qsl_idx {idx} but the dataset has {len(features)} features")
-        results[features.meta[idx].unique_id] = decode_payload(bytes.fromhex(entry["data"]))
-    return results
+    return {features.meta[r.qsl_idx].unique_id: decode_payload(r.data)
+            for r in responses(entries, len(features), "features")}
 
 
 def predict(
@@ -239,5 +235,5 @@ def score_entries(
 def score_accuracy_log(log_path: Path, dataset_path: Path, vocab_path: Path) -> SquadResult:
     """Score `mlperf_log_accuracy.json` against dev-v1.1.json, rebuilding the features from vocab.txt."""
     data, examples, features = build_features(dataset_path, vocab_path)
-    entries = json.loads(Path(log_path).read_text(encoding="utf-8"))
+    entries = read_entries(log_path)
     return score_entries(entries, data, examples, features)

@@ -75,6 +75,16 @@ def check_variant(variant: str, variants: Sequence[str]) -> None:
         raise HarnessError(f"unknown variant {variant!r} (choose from {', '.join(variants)})")
 
 
+def sample_count(task: str, samples: int | None, default: int, minimum: int, why: str) -> int:
+    """`--samples` or the generator's default, refused in one line below what the set needs."""
+    count = default if samples is None else samples
+    if count < minimum:
+        from fleet.harness.errors import HarnessError
+
+        raise HarnessError(f"--samples must be at least {minimum} for {task} ({why})")
+    return count
+
+
 @contextmanager
 def seed_must_label(task: str, seed: int) -> Iterator[None]:
     """A teacher-labelled set this seed makes degenerate (ValueError) is the user's to fix with --seed."""

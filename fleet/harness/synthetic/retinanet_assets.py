@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fleet.harness.synthetic import asset_marker, check_variant, seed_must_label, write_atomic
+from fleet.harness.synthetic import asset_marker, check_variant, sample_count, seed_must_label, write_atomic
 from fleet.harness.synthetic.openimages import write_openimages
 from fleet.harness.synthetic.retinanet import RetinaNetConfig, build_retinanet
 from fleet.harness.tasks.retinanet import RetinaNet
@@ -17,12 +17,9 @@ VARIANTS = ("full", "small")  # one size: the synthetic detector is already smal
 
 
 def make_retinanet_assets(out: Path, samples: int | None, seed: int, variant: str) -> dict[str, Any]:
-    from fleet.harness.errors import HarnessError
 
     check_variant(variant, VARIANTS)
-    samples = DEFAULT_SAMPLES if samples is None else samples
-    if samples < 4:
-        raise HarnessError("--samples must be at least 4 for retinanet (one flat and one grey image)")
+    samples = sample_count("retinanet", samples, DEFAULT_SAMPLES, 4, "one flat and one grey image")
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / MODEL_FILE
     write_atomic(model_path, build_retinanet(RetinaNetConfig(seed=seed)).SerializeToString())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fleet.harness.synthetic import asset_marker, check_variant, seed_must_label, write_atomic
+from fleet.harness.synthetic import asset_marker, check_variant, sample_count, seed_must_label, write_atomic
 
 MODEL_FILE = "rnnt.pt"
 DATASET_DIR = "librispeech"
@@ -20,7 +20,6 @@ def make_rnnt_assets(out: Path, samples: int | None, seed: int, variant: str) ->
     import numpy as np
     import torch
 
-    from fleet.harness.errors import HarnessError
     from fleet.harness.synthetic.librispeech import synthetic_waveform, write_librispeech
     from fleet.harness.synthetic.rnnt import SIZES, build_rnnt, fit_joint, reference_checkpoint
     from fleet.harness.tasks.rnnt import RNNT as RnntTask
@@ -28,10 +27,8 @@ def make_rnnt_assets(out: Path, samples: int | None, seed: int, variant: str) ->
     from fleet.harness.tasks.rnnt_model import GreedyDecoder, text
 
     check_variant(variant, VARIANTS)
-    samples = DEFAULT_SAMPLES if samples is None else samples
-    if samples < MIN_SAMPLES:
-        raise HarnessError(f"--samples must be at least {MIN_SAMPLES} for rnnt "
-                           "(a shuffled order and differing lengths must be scorable)")
+    samples = sample_count("rnnt", samples, DEFAULT_SAMPLES, MIN_SAMPLES,
+                           "a shuffled order and differing lengths must be scorable")
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
     model = build_rnnt(SIZES[variant], seed)
     probe_rng = np.random.default_rng(seed + 5)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from fleet.harness.synthetic import asset_marker, check_variant, seed_must_label, write_atomic
+from fleet.harness.synthetic import asset_marker, check_variant, sample_count, seed_must_label, write_atomic
 from fleet.harness.synthetic.kits19 import synthetic_image, write_kits19
 from fleet.harness.synthetic.unet3d import ROI, UNet3DConfig, build_unet3d, fit_head
 from fleet.harness.tasks.unet3d import UNet3D
@@ -35,13 +35,10 @@ def make_model(path: Path, seed: int, variant: str) -> None:
 
 def make_unet3d_assets(out: Path, samples: int | None, seed: int, variant: str,
                        task: str = "3d-unet-99") -> dict[str, Any]:
-    from fleet.harness.errors import HarnessError
 
     check_variant(variant, VARIANTS)
-    samples = DEFAULT_SAMPLES if samples is None else samples
-    if samples < MIN_SAMPLES:
-        raise HarnessError(f"--samples must be at least {MIN_SAMPLES} for {task} "
-                           "(two cases of one size, so a shuffled order can be scored)")
+    samples = sample_count(task, samples, DEFAULT_SAMPLES, MIN_SAMPLES,
+                           "two cases of one size, so a shuffled order can be scored")
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / MODEL_FILE
     make_model(model_path, seed, variant)

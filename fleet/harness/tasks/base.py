@@ -205,6 +205,24 @@ class Task(ABC):
     def accuracy(self, accuracy_log: Path, dataset_dir: Path) -> AccuracyResult:
         """Run the accuracy script over an accuracy log."""
 
+    @property
+    def infer_outputs(self) -> tuple[TensorSpec, ...]:
+        """What `infer` returns, per sample; by default the model's `outputs`.
+
+        A task whose `infer` returns something else than the model's outputs (3D-UNet's
+        labels per case, stitched from many windows) names it here. A None dimension is
+        ragged: `infer` returns a list of the batch's arrays for that name.
+        """
+        return self.outputs
+
     def null_outputs(self, n: int) -> dict[str, Any]:
-        """Fixed outputs of the right shapes and dtypes for n samples (the null backend)."""
-        return {o.name: np.zeros((n, *o.shape), dtype=o.dtype) for o in self.outputs}
+        """Fixed outputs of `infer_outputs`' shapes and dtypes for n samples (the null backend):
+        zeros, and for a ragged output n empty arrays (a response of no bytes)."""
+        out: dict[str, Any] = {}
+        for spec in self.infer_outputs:
+            if spec.ragged:
+                out[spec.name] = [np.zeros(tuple(d or 0 for d in spec.shape), dtype=spec.dtype)
+                                  for _ in range(n)]
+            else:
+                out[spec.name] = np.zeros((n, *spec.shape), dtype=spec.dtype)
+        return out

@@ -86,10 +86,6 @@ class RNNT(Task):
     def postprocess(self, outputs: dict[str, Any], n: int, *, indices: Indices) -> list[np.ndarray]:
         return list(outputs[TRANSCRIPT])
 
-    def null_outputs(self, n: int) -> dict[str, Any]:
-        """Empty transcripts (the null backend measures the harness, not a model)."""
-        return {TRANSCRIPT: [np.zeros(0, np.int64) for _ in range(n)]}
-
     def accuracy(self, accuracy_log: Path, dataset_dir: Path) -> AccuracyResult:
         from fleet.harness.accuracy.librispeech import score_accuracy_log
 

@@ -75,9 +75,10 @@ class UNet3D(Task):
     def postprocess(self, outputs: dict[str, Any], n: int, *, indices: Indices) -> list[np.ndarray]:
         return list(outputs[SEGMENTATION])
 
-    def null_outputs(self, n: int) -> dict[str, Any]:
-        """Empty labels (the null backend measures the harness, not a model)."""
-        return {SEGMENTATION: [np.zeros(0, np.uint8) for _ in range(n)]}
+    @property
+    def infer_outputs(self) -> tuple[TensorSpec, ...]:
+        """The labels of each case (uint8, flattened), stitched from the windows' outputs."""
+        return (TensorSpec(SEGMENTATION, "uint8", (None,)),)
 
     def accuracy(self, accuracy_log: Path, dataset_dir: Path) -> AccuracyResult:
         from fleet.harness.accuracy.kits import score_accuracy_log
