@@ -282,7 +282,8 @@ class Harness:
             errors, detail = self._loadgen_run(scenario, mode, rdir, run_plan)
             entry["target_qps"] = run_plan.conf.get("target_qps") if scenario == "Server" else None
             entry["result_validity"] = detail.get("result_validity")
-            if errors.count or entry["result_validity"] == "VALID" or last_try:
+            valid = entry["result_validity"] == "VALID"
+            if errors.count or valid or last_try or not self.profile.retry_invalid:
                 break
             if audit:
                 following = audit[1]

@@ -64,3 +64,23 @@ def test_an_offline_run_expecting_far_too_little_is_run_again_and_ends_valid(sma
     assert entry["outcome"] == "ok" and entry["result_validity"] == "VALID"
     assert any("ran out of samples before min_duration" in line for line in lines)
     assert accuracy["outcome"] == "ok" and accuracy["attempts"] == []
+
+
+def test_a_profile_without_retries_records_the_invalid_run_as_it_was(small_assets, tmp_path) -> None:
+    """The tuner's trials: one measurement of the target they name, never a retry at another."""
+    import dataclasses
+
+    profile = dataclasses.replace(rules.PROFILES["smoke"], retry_invalid=False)
+    harness = make_harness(small_assets, tmp_path, ["Offline"], ["performance"], profile=profile,
+                           tuning=Tuning(threads=1, batch_size=8, offline_expected_qps=2.0))
+    try:
+        entry = harness.run_one("Offline", "performance")
+    finally:
+        harness.backend.close()
+    assert entry["result_validity"] == "INVALID" and entry["attempts"] == []
+
+
+def test_the_tuners_trial_profile_never_retries() -> None:
+    from fleet.harness.tuning.tuner import trial_profile
+
+    assert trial_profile(SMOKE).retry_invalid is False and SMOKE.retry_invalid is True

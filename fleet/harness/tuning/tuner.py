@@ -71,7 +71,7 @@ def trial_profile(base: rules.Profile) -> rules.Profile:
                          cap_performance_sample_count=True, calibration_s=max(0.5, base.calibration_s),
                          offline_qps_margin=base.offline_qps_margin, latency_margin=base.latency_margin,
                          server_utilization=base.server_utilization,
-                         calibration_max_s=base.calibration_max_s)
+                         calibration_max_s=base.calibration_max_s, retry_invalid=False)
 
 
 def _available_providers(backend: str) -> list[str]:
