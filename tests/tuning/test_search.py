@@ -6,7 +6,9 @@ import itertools
 
 import pytest
 
+from fleet.harness.errors import HarnessError
 from fleet.harness.tuning.search import KnobTrial, ServerTrial, search_knobs, search_server_qps
+from fleet.harness.tuning.tuner import confirm_server_target
 
 
 def threshold_oracle(limit: float, calls: list[float]):
@@ -128,3 +130,26 @@ def test_server_search_gives_up_when_lower_targets_cannot_help() -> None:
     found = search_server_qps(threshold_oracle(80.0, []), 60.0, tolerance=0.02,
                               hopeless=lambda t: asked.append(t.target_qps) or True)
     assert found.stopped_by == "converged" and asked == []
+
+
+def test_confirmation_backs_off_in_growing_steps_and_stops_at_the_first_valid() -> None:
+    calls: list[float] = []
+
+    def trial(qps: float, kind: str) -> ServerTrial:
+        assert kind == "confirm"
+        calls.append(qps)
+        return ServerTrial(target_qps=qps, valid=qps <= 70.0)
+
+    rec: dict = {"measured": {}}
+    assert confirm_server_target(100.0, trial, rec) == pytest.approx(100 * 0.95 * 0.9 * 0.8)
+    assert calls == pytest.approx([100.0, 95.0, 85.5, 68.4])
+    assert [c["valid"] for c in rec["measured"]["confirm_trials"]] == [False, False, False, True]
+    calls.clear()
+    assert confirm_server_target(60.0, trial, {"measured": {}}) == 60.0 and calls == [60.0]
+
+
+def test_confirmation_that_never_holds_says_so() -> None:
+    rec: dict = {"measured": {}}
+    with pytest.raises(HarnessError, match=r"4 confirmation runs, down to 68.4 QPS"):
+        confirm_server_target(100.0, lambda qps, kind: ServerTrial(target_qps=qps, valid=False), rec)
+    assert len(rec["measured"]["confirm_trials"]) == 4
