@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleet.errors import ArtifactError
+from fleet.harness.digest import model_files
 
 MARKERS = ("fleet_assets.json", "fleet_synthetic.json")
 # (model file, dataset dir) under DIR/<task>/ when no fleet_assets.json names them. BERT's
@@ -77,7 +78,7 @@ def stage_task(store: Path, task: str, cache_dir: Path) -> StoredAssets:
     if not src.is_dir():
         raise ArtifactError(f"artifact store {store} has no {task}/ directory")
     model, dataset = asset_names(src, task)
-    if not (src / model).is_file() and not any(p.is_file() for p in (src / model).rglob("*")):
+    if not model_files(src / model):
         raise ArtifactError(f"artifact store: model {src / model} is missing (a file, or a directory "
                             "of files such as a Hugging Face save_pretrained folder)")
     if not (src / dataset).is_dir():

@@ -58,3 +58,41 @@ def test_bert_reaches_the_feature_count_asked_for(tmp_path):
     marker = synthesize("bert-99", tmp_path, 60)
     assert marker["samples"] >= 60  # QSL samples are features, not drafted questions
     assert marker["misordered_f1"] < 50.0 and marker["distinct_answers"] == marker["questions"]
+
+
+def _disk_mb(root) -> float:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6
+
+
+# What the synthetic sets take on a controller's disk at the submission profile's size (the
+# asset cache holds them once per variant and seed): a generator that starts writing float64
+# volumes or uncompressed duplicates shows here first.
+RNNT_MAX_MB = 250  # 163 MB measured (seed 0, small)
+UNET3D_MAX_MB = 1100  # 712 MB measured (seed 0, small)
+
+
+def test_rnnt_at_submission_size_is_diverse(tmp_path):
+    from fleet.harness.synthetic.rnnt_assets import DATASET_DIR
+    from fleet.harness.tasks.librispeech import read_manifest
+
+    need = rules.model_for_task("rnnt").performance_sample_count
+    marker = synthesize("rnnt", tmp_path, need, variant="small")
+    assert marker["samples"] == need == 2513
+    transcripts = [u.transcript for u in read_manifest(tmp_path / DATASET_DIR)]
+    assert len(transcripts) == need  # the entry over 15 s is filtered out, as in dev-clean
+    # Responses one utterance off (or shuffled) lose most words, and the set does not collapse
+    # into a few repeated transcripts at this size.
+    assert marker["shuffled_accuracy"] < 50.0
+    assert len(set(transcripts)) >= 0.9 * need
+    assert len(set(marker["word_counts"])) >= 3
+    assert _disk_mb(tmp_path) < RNNT_MAX_MB
+
+
+def test_unet3d_at_submission_size_tells_broken_harnesses_apart(tmp_path):
+    need = rules.model_for_task("3d-unet-99").performance_sample_count
+    marker = synthesize("3d-unet-99", tmp_path, need, variant="small")
+    assert marker["samples"] == need == 43
+    assert marker["windows_per_pass"] == 2 * need  # every case is two overlapping windows
+    assert marker["flipped_dice"] < 0.7 and marker["shuffled_dice"] < 0.7
+    assert marker["kidney_share"] >= 0.01 and marker["tumor_share"] >= 0.01
+    assert _disk_mb(tmp_path) < UNET3D_MAX_MB

@@ -94,6 +94,24 @@ def test_synth_writes_the_reference_layout_with_diverse_transcripts(assets) -> N
     assert assets.marker["shuffled_accuracy"] < 50
 
 
+def test_an_utterance_heard_as_nothing_is_drawn_again(tmp_path: Path) -> None:
+    from fleet.harness.synthetic.librispeech import MAX_REDRAWS, write_librispeech
+
+    calls = iter(range(1000))
+    words = ["ab cd", "efg", "hij klm nop", "qr"]
+
+    def sometimes_deaf(waveform: np.ndarray) -> str:  # every third draw is heard as silence
+        n = next(calls)
+        return "" if n % 3 == 1 else words[n % 4] + " " + "stuvwxyz"[n % 8]
+
+    report = write_librispeech(tmp_path / "a", 6, 0, sometimes_deaf)
+    assert report.utterances == 6 and all(report.word_counts)
+    transcripts = [u.transcript for u in librispeech.read_manifest(tmp_path / "a")]
+    assert len(transcripts) == 6 and all(transcripts)
+    with pytest.raises(ValueError, match=f"utterance 0 as nothing in {MAX_REDRAWS} draws"):
+        write_librispeech(tmp_path / "b", 6, 0, lambda waveform: " ")
+
+
 def test_the_harness_path_decodes_the_teacher_transcripts(task_on, transcripts) -> None:
     expected = [normalize(u.transcript) for u in librispeech.read_manifest(task_on._dataset)]
     assert [" ".join(text(t).split()) for t in transcripts] == expected
@@ -102,18 +120,13 @@ def test_the_harness_path_decodes_the_teacher_transcripts(task_on, transcripts) 
 def _official_decode(official: Path, model: Path, dataset: Path, wavs: list[str], tmp: Path) -> dict:
     """Transcripts and features from the official SUT's code path, run in its own process.
 
-    Two shims, nothing else: librosa (not installed) provides only filters.mel, answered by
-    fleet's slaney filters; and torch.stft without return_complex returns the old real view,
-    as the reference's torch did (today's torch refuses the call)."""
+    Real librosa builds the filterbank (the test extra). One shim, nothing else: torch.stft
+    without return_complex returns the old real view, as the reference's torch did (today's
+    torch refuses the call)."""
     script = tmp / "official_rnnt.py"
     script.write_text(textwrap.dedent(f"""
-        import json, sys, tomllib, types
+        import json, sys, tomllib
         import numpy as np, soundfile, torch
-        from fleet.harness.tasks.rnnt_features import mel_filters
-        librosa = types.ModuleType("librosa")
-        librosa.filters = types.SimpleNamespace(
-            mel=lambda sr, n_fft, n_mels, fmin, fmax: mel_filters(sr, n_fft, n_mels, fmin, fmax))
-        sys.modules["librosa"] = librosa
         _stft = torch.stft
         def old_stft(*args, return_complex=None, **kwargs):
             if return_complex is None:
@@ -170,6 +183,18 @@ def test_features_and_greedy_decode_match_the_official_reference_code(official_i
         assert int(length[0]) == len(expected)
         np.testing.assert_allclose(ours[:, 0, :].numpy(), np.asarray(expected, np.float32),
                                    atol=2e-4, rtol=1e-4)
+
+
+def test_mel_filters_are_librosas() -> None:
+    """The reference's filterbank is librosa.filters.mel with its defaults (slaney scale and norm)."""
+    import librosa
+
+    for sr, n_fft, n_mels, fmin, fmax in ((16000, 512, 80, 0.0, None), (16000, 512, 64, 20.0, 7600.0),
+                                          (8000, 256, 40, 0.0, None)):
+        theirs = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+        ours = mel_filters(sr, n_fft, n_mels, fmin, fmax)
+        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-8)
 
 
 def test_mel_filters_are_slaney_triangles() -> None:

@@ -149,8 +149,9 @@ def summary_text(wer: float) -> str:
     return "Word Error Rate: {:}%, accuracy={:}%\n".format(wer * 100, (1 - wer) * 100)  # noqa: UP032
 
 
-def decode(hex_payload: str) -> str:
-    ids = np.frombuffer(bytes.fromhex(hex_payload), dtype="<i8")
+def decode(payload: bytes) -> str:
+    """The transcript of one response: little-endian int64 label ids, as the SUT writes them."""
+    ids = np.frombuffer(payload, dtype="<i8")
     if ids.size and (ids.min() < 0 or ids.max() >= len(LABELS)):
         bad = int(ids.max() if ids.max() >= len(LABELS) else ids.min())
         raise ValueError(f"a response holds label {bad}, "
@@ -164,7 +165,7 @@ def score_accuracy_log(accuracy_log: Path, dataset_dir: Path) -> WerResult:
     references = [normalize(u.transcript) for u in utterances]
     hypotheses, refs = [], []
     for response in responses(read_entries(accuracy_log), len(references), "utterances"):
-        hypotheses.append(decode(response.data.hex()))
+        hypotheses.append(decode(response.data))
         refs.append(references[response.qsl_idx])
     wer = word_error_rate(hypotheses, refs)
     return WerResult(wer=wer, accuracy=(1 - wer) * 100, text=summary_text(wer))
