@@ -27,6 +27,17 @@ SERVER_BATCH_SHARE_OF_BOUND = 0.25
 # A Server performance run whose latency failed the bound is run once more at this share of
 # its target (replan_after).
 SERVER_RETRY_SHARE = 0.75
+# Tries after the first: a Server retry (or audit) is another whole min_duration run, so one;
+# a run that ran out of samples before min_duration lasted less than that, and its rate was
+# measured on a short run (a few samples' fixed costs weigh in it): each retry measures a
+# longer one, so a few are cheap and converge.
+SERVER_RETRIES = 1
+SHORT_RUN_RETRIES = 3
+
+
+def retries_for(scenario: str, audit: bool) -> int:
+    """How many times an INVALID mode of `scenario` may be run again (replan_after says how)."""
+    return SERVER_RETRIES if audit or scenario == "Server" else SHORT_RUN_RETRIES
 
 
 @dataclass
@@ -124,7 +135,7 @@ def replan_after(plan: ScenarioPlan, detail: Mapping[str, Any],
                 return None
             conf["target_qps"] = measured * profile.offline_qps_margin
             why = (f"it ran out of samples before min_duration (expected {old:.4g}, ran {measured:.4g} "
-                   f"samples/s): once more expecting {conf['target_qps']:.4g}")
+                   f"samples/s): again expecting {conf['target_qps']:.4g}")
         else:
             mean_ms = float(detail.get("result_mean_latency_ns") or 0) / 1e6
             old = conf.get("target_latency", 0.0)
@@ -132,7 +143,7 @@ def replan_after(plan: ScenarioPlan, detail: Mapping[str, Any],
                 return None
             conf["target_latency"] = mean_ms * profile.latency_margin
             why = (f"it ran out of queries before min_duration (expected {old:.4g} ms, measured "
-                   f"{mean_ms:.4g} ms): once more expecting {conf['target_latency']:.4g} ms")
+                   f"{mean_ms:.4g} ms): again expecting {conf['target_latency']:.4g} ms")
     else:
         return None
     return replace(plan, conf=conf), why

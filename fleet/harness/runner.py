@@ -31,7 +31,7 @@ from fleet.harness.compliance.verify import read_summary, verify_accuracy, verif
 from fleet.harness.detail_log import read_detail
 from fleet.harness.errors import HarnessError, ScenarioInfeasible
 from fleet.harness.loadgen_runner import build_settings, loadgen, run_test
-from fleet.harness.planning import ScenarioPlan, plan_scenario, replan_after, user_conf_text
+from fleet.harness.planning import ScenarioPlan, plan_scenario, replan_after, retries_for, user_conf_text
 from fleet.harness.rules import v3_1 as rules
 from fleet.harness.spec import RunSpec, Tuning, run_dir
 from fleet.harness.synthetic import find_marker
@@ -278,12 +278,13 @@ class Harness:
         entry["note"] = "; ".join(notes) or None
         audit = self._server_audit_plans(plan, mode, base) if scenario == "Server" else None
         run_plan = audit[0] if audit else plan
-        for last_try in (False, True):
+        retries = retries_for(scenario, audit is not None) if self.profile.retry_invalid else 0
+        while True:
             errors, detail = self._loadgen_run(scenario, mode, rdir, run_plan)
             entry["target_qps"] = run_plan.conf.get("target_qps") if scenario == "Server" else None
             entry["result_validity"] = detail.get("result_validity")
             valid = entry["result_validity"] == "VALID"
-            if errors.count or valid or last_try or not self.profile.retry_invalid:
+            if errors.count or valid or len(entry["attempts"]) >= retries:
                 break
             if audit:
                 following = audit[1]

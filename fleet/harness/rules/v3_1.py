@@ -400,9 +400,9 @@ class Profile:
     # The most one batch size's calibration may take: ragged samples (3D-UNet cases, RNN-T
     # utterances) are measured in a whole pass when it fits (None: always a whole pass).
     calibration_max_s: float | None = None
-    # Run an INVALID mode once more when what it measured explains it (planning.replan_after,
-    # the Server audits' retry share). Off for the tuner's trials: a trial is one measurement
-    # of the target it names, and a retry at another target would report that one as VALID.
+    # Run an INVALID mode again when what it measured explains it (planning.replan_after and
+    # retries_for, the Server audits' retry share). Off for the tuner's trials: a trial is one
+    # measurement of the target it names, and a retry at another would report that one as VALID.
     retry_invalid: bool = True
 
 
