@@ -2,13 +2,17 @@
 
 The SUT is the small model padded to a fixed time per batch, at a light load, so a VALID run
 does not depend on what else the two cores do; a test stalls every batch of one audit's
-first try, as the accuracy logging's cost did on a node that ran close to its bound.
+first try, as the accuracy logging's cost did on a node that ran close to its bound. The runs
+are 662 queries, not smoke's 459: at 459 LoadGen's early stopping allows no query over the
+bound, and one scheduling hiccup on a shared machine (15.18 ms against 15 in a clean-clone CI,
+p99 6.8 ms) failed the retry this module checks; at 662 it allows one.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,10 +27,12 @@ from fleet.harness.spec import Tuning
 
 pytestmark = pytest.mark.timeout(600)
 
-TARGET_QPS = 40.0
-BATCH_S = 0.003  # per batch of one: 12 % of the schedule at 40 QPS
+TARGET_QPS = 60.0  # 662 queries in 11 s
+BATCH_S = 0.003  # per batch of one: 18 % of the schedule at 60 QPS
 STALL_S = 0.03  # per batch: twice the 15 ms bound, the queue grows
 BOUND_MS = rules.MODELS["resnet"].server_latency_ns / 1e6
+SMOKE = rules.PROFILES["smoke"]
+ONE_OUTLIER = replace(SMOKE, min_query_count={**SMOKE.min_query_count, "Server": 662})
 
 
 class Stalling(WrappedBackend):
@@ -58,7 +64,7 @@ def audited(small_assets, tmp_path_factory):
 
     lines: list[str] = []
     modes = ["performance", "accuracy", *rules.COMPLIANCE_TESTS]
-    harness = make_harness(small_assets, out, ["Server"], modes,
+    harness = make_harness(small_assets, out, ["Server"], modes, profile=ONE_OUTLIER,
                            tuning=Tuning(threads=1, server_target_qps=TARGET_QPS, server_max_batch=1),
                            wrap_backend=wrap)
     harness.echo = lines.append
@@ -85,8 +91,8 @@ def test_each_audit_runs_at_its_share_of_the_performance_target(audited):
         entry = entries[mode]
         assert entry["outcome"] == "ok", entry["error"]
         assert entry["verify"] == "TEST PASS"
-        # At LoadGen's 459-query minimum one query over the bound fails early stopping, so an
-        # outlier on a shared machine may cost the first try; the retry is then at its share.
+        # At 662 queries two over the bound fail early stopping, so hiccups on a shared
+        # machine may still cost the first try; the retry is then at its share.
         tried = [a["target_qps"] for a in entry["attempts"]] + [entry["target_qps"]]
         assert tried == pytest.approx([reference * s for s in (shares.first, shares.retry)][: len(tried)],
                                       rel=1e-4), entry["attempts"]
