@@ -172,7 +172,7 @@ def main() -> int:
     judge(inference, tree, expected, f"the run's tree ({tree})")
     verdict = judge(inference, closed_copy(run_dir, work / "as-closed"), expected,
                     "the same results in the closed division")
-    print(f"submission_profile results={verdict.total_results} expected={len(builtin.expected)} "
+    print(f"submission_profile results={verdict.total_results} expected={expected} "
           f"errors={len(verdict.errors)} wall_s={wall:.0f}")
     return 0 if verdict.ok(expected) and rc == 0 else 1
 
