@@ -1,14 +1,16 @@
 """(nodes x tasks x scenarios x modes) -> per-node RunSpec lists and jobs. Pure: no I/O.
 
-A node's category decides its scenarios (rules.required_scenarios); asking for a task or
-scenario the category does not allow is refused here, before anything runs. A *job* is one
+A node's category decides its scenarios (rules.required_scenarios); asking for a scenario the
+category does not allow is refused here, before anything runs. A task the category does not
+run at all (DLRM-v2 and BERT-99.9 are datacenter-only) skips that node with one line, and is
+refused only when no node of the run can run it. A *job* is one
 harness invocation: one task and one scenario on one node, all its modes in order. Jobs are
 what run.json records and what `--resume` redoes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from fleet.config import RunSettings
@@ -40,14 +42,9 @@ class Job:
 
 def scenarios_for(node: Node, task: str, wanted: Iterable[str] = ()) -> list[str]:
     """The scenarios `task` runs on `node`: required ones, or the `wanted` subset of them."""
-    model = rules.model_for_task(task)
-    allowed = model.scenarios_for(node.category)
+    allowed = rules.model_for_task(task).scenarios_for(node.category)
     if not allowed:
-        others = [c for c in rules.CATEGORIES if model.scenarios_for(c)]
-        raise PlanError(
-            f"{task} cannot run on {node.category} host {node.name}: in MLPerf Inference {rules.ROUND} "
-            f"it is a benchmark for {', '.join(others)} systems only"
-        )
+        raise PlanError(f"{task} cannot run on {node.category} host {node.name}: {_categories_of(task)}")
     wanted = list(wanted)
     if not wanted:
         return list(allowed)
@@ -78,10 +75,32 @@ def backend_for(node: Node, task: str) -> str:
     return node.backend
 
 
-def node_specs(node: Node, settings: RunSettings, run_id: str = "") -> list[RunSpec]:
-    """One RunSpec per task for `node` (asset paths are filled in on the node's side later)."""
+def _categories_of(task: str) -> str:
+    model = rules.model_for_task(task)
+    others = [c for c in rules.CATEGORIES if model.scenarios_for(c)]
+    return f"in MLPerf Inference {rules.ROUND} it is a benchmark for {', '.join(others)} systems only"
+
+
+def category_skips(node: Node, task: str) -> str | None:
+    """Why `node` runs no scenario of `task` (one line), or None when its category runs the task."""
+    if rules.model_for_task(task).scenarios_for(node.category):
+        return None
+    return f"{task} skips {node.category} host {node.name}: {_categories_of(task)}"
+
+
+def node_specs(node: Node, settings: RunSettings, run_id: str = "",
+               skip: Callable[[str], None] | None = None) -> list[RunSpec]:
+    """One RunSpec per task for `node` (asset paths are filled in on the node's side later).
+
+    With `skip`, a task the node's category does not run is left out and `skip` gets the line
+    that says why; without it, such a task is a PlanError (an explicit choice, e.g. a matrix).
+    """
     specs = []
     for task in settings.tasks:
+        why = category_skips(node, task) if skip is not None else None
+        if why:
+            skip(why)
+            continue
         specs.append(
             RunSpec(
                 task=task,
@@ -106,9 +125,21 @@ def node_specs(node: Node, settings: RunSettings, run_id: str = "") -> list[RunS
     return specs
 
 
-def build(nodes: Iterable[Node], settings: RunSettings, run_id: str = "") -> dict[str, list[RunSpec]]:
-    """host -> its RunSpecs; raises PlanError on the first rule violation."""
-    return {node.name: node_specs(node, settings, run_id) for node in nodes}
+def build(nodes: Iterable[Node], settings: RunSettings, run_id: str = "",
+          skip: Callable[[str], None] | None = None) -> dict[str, list[RunSpec]]:
+    """host -> its RunSpecs; raises PlanError on the first rule violation.
+
+    With `skip`, nodes whose category runs none of a task are skipped for it (`skip` gets each
+    line) and a node left with no task is not part of the run; a task no node runs is refused.
+    """
+    nodes = list(nodes)
+    specs = {node.name: node_specs(node, settings, run_id, skip) for node in nodes}
+    for task in settings.tasks:
+        if not any(spec.task == task for host_specs in specs.values() for spec in host_specs):
+            hosts = ", ".join(f"{n.name} ({n.category})" for n in nodes)
+            raise PlanError(f"{task} runs on no host of this run ({hosts}): {_categories_of(task)}; "
+                            f"add such a host to the inventory or --limit")
+    return {host: host_specs for host, host_specs in specs.items() if host_specs}
 
 
 def jobs_of(specs: Mapping[str, list[RunSpec]]) -> list[Job]:

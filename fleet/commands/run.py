@@ -112,7 +112,9 @@ def main(args: argparse.Namespace) -> int:
         )
         inventory = load_inventory(settings.inventory, settings.limit or None)
         run_id = args.run_id or orchestrate.new_run_id()
-        specs = plan.build(inventory, settings, run_id)
+        specs = plan.build(inventory, settings, run_id, skip=_say)
+        for line in synthetic_needs(settings):
+            _say(line)
         if args.tuned:  # one spec per scenario with the stored values (fleet/tuning_store.py)
             specs, applied = tuning_store.apply_stored(
                 specs, inventory, tuning_store.store_root(settings.runs_dir), settings.profile, _warn
@@ -144,6 +146,25 @@ def main(args: argparse.Namespace) -> int:
         print(f"fleet: {what}; redo them: {again}", file=sys.stderr)
         return 1
     return 0
+
+
+def synthetic_needs(settings: RunSettings) -> list[str]:
+    """Lines that say, before anything runs, what each sized synthetic set will take on a node."""
+    from fleet.harness.synthetic import needs
+
+    if not settings.uses_synthetic:
+        return []
+    lines = []
+    for task in settings.tasks:
+        line = needs(task, settings.synthetic_samples_for(task))
+        if line:
+            lines.append(f"{task}: {line}; each node that runs it checks its free disk and RAM "
+                         f"before making it, and refuses in one line")
+    return lines
+
+
+def _say(line: str) -> None:
+    print(f"fleet: {line}", file=sys.stderr)
 
 
 def _warn(line: str) -> None:

@@ -157,7 +157,7 @@ def tune_specs(inventory: Inventory, settings: RunSettings, run_id: str,
     specs: dict[str, list[RunSpec]] = {}
     for node in inventory:
         node_specs = []
-        for spec in plan.node_specs(node, everything, run_id):
+        for spec in plan.node_specs(node, everything, run_id, skip=warn):
             scenarios = [s for s in spec.scenarios if not wanted or s in wanted]
             if scenarios:
                 node_specs.append(replace(spec, scenarios=scenarios, modes=["tune"]))

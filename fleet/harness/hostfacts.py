@@ -76,10 +76,11 @@ def _cpuinfo() -> dict[str, Any]:
     return facts
 
 
-def _memory_bytes() -> int | None:
+def meminfo_bytes(field: str = "MemTotal") -> int | None:
+    """A /proc/meminfo figure in bytes (MemTotal, MemAvailable, ...); None where there is none."""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
@@ -125,7 +126,7 @@ def host_facts() -> dict[str, Any]:
         "usable_cpus": usable_cpus(),
         "cpu_max_mhz": cpu.get("CPU max MHz"),
         "caches": caches or None,
-        "memory_bytes": _memory_bytes(),
+        "memory_bytes": meminfo_bytes(),
         "os": _os_name(),
         "kernel": platform.release(),
         "libc": f"{libc[0]} {libc[1]}".strip() or None,

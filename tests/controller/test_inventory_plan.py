@@ -214,3 +214,37 @@ def test_plan_refuses_a_backend_without_a_model_for_the_task(tmp_path, backend, 
                                                                     f"fleet_backend={backend}")))
     with pytest.raises(PlanError, match=message):
         build(inv, settings(inv.path, tasks=[task]))
+
+
+@pytest.mark.parametrize("task", ["dlrm-v2-99", "dlrm-v2-99.9", "bert-99.9"])
+def test_a_datacenter_only_task_skips_edge_hosts_with_one_line(tmp_path, task):
+    ini = LAB_INI.replace("fleet_backend=onnxruntime\n", "")
+    inv = load_inventory(write(tmp_path, "lab.ini", ini))
+    said: list[str] = []
+    specs = build(inv, settings(inv.path, tasks=[task, "resnet50"]), skip=said.append)
+    assert said == [f"{task} skips edge host e1: in MLPerf Inference v3.1 it is a benchmark for "
+                    "datacenter systems only"]
+    assert [s.task for s in specs["e1"]] == ["resnet50"]
+    assert (specs["d1"][0].task, specs["d1"][0].scenarios) == (task, ["Server", "Offline"])
+    alone = build(inv, settings(inv.path, tasks=[task]), skip=said.append)
+    assert list(alone) == ["d1"]  # a host left with nothing to run is not part of the run
+    with pytest.raises(PlanError, match=rf"^{task} runs on no host of this run \(e1 \(edge\)\): in MLPerf "
+                                        r"Inference v3.1 it is a benchmark for datacenter systems only; "
+                                        r"add such a host to the inventory or --limit$"):
+        build(inv.subset(["e1"]), settings(inv.path, tasks=[task]), skip=said.append)
+
+
+def test_dlrm_runs_on_pytorch_and_a_sized_synthetic_set_says_what_it_takes(tmp_path):
+    from fleet.commands.run import synthetic_needs
+
+    ini = LAB_INI.replace("fleet_backend=onnxruntime\n", "")
+    inv = load_inventory(write(tmp_path, "lab.ini", ini))
+    sub = settings(inv.path, profile="submission", tasks=["dlrm-v2-99", "resnet50"])
+    assert [(s.task, s.backend) for s in build(inv, sub, skip=lambda line: None)["d1"]] == [
+        ("dlrm-v2-99", "pytorch"), ("resnet50", "onnxruntime")]
+    assert synthetic_needs(sub) == [
+        "dlrm-v2-99: a synthetic DLRM-v2 set of 204800 aggregated samples is 55,344,600 evaluation rows "
+        "(110,689,200 in day_23), 100.9 GB on the node's disk, and 50.5 GB of RAM for LoadGen's loaded "
+        "samples; each node that runs it checks its free disk and RAM before making it, and refuses in "
+        "one line"]
+    assert synthetic_needs(settings(inv.path, tasks=["dlrm-v2-99"])) == []  # smoke: the generator's small set

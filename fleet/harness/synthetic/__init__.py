@@ -31,7 +31,28 @@ REGISTRY: dict[str, str] = {
     "3d-unet-99": "fleet.harness.synthetic.unet3d_assets:make_unet3d_assets",
     "3d-unet-99.9": "fleet.harness.synthetic.unet3d_assets:make_unet3d_999_assets",
     "rnnt": "fleet.harness.synthetic.rnnt_assets:make_rnnt_assets",
+    "dlrm-v2-99": "fleet.harness.synthetic.dlrm_assets:make_dlrm_assets",
+    "dlrm-v2-99.9": "fleet.harness.synthetic.dlrm_assets:make_dlrm_999_assets",
 }
+
+# task -> "module:function"; function(samples: int) -> one line saying what a synthetic set of
+# that size takes (rows, disk, RAM), for tasks whose sets at the submission profile's size are
+# big enough that a run should say so before it starts (the maker checks the node's room).
+NEEDS: dict[str, str] = {
+    "dlrm-v2-99": "fleet.harness.synthetic.dlrm_assets:needs_line",
+    "dlrm-v2-99.9": "fleet.harness.synthetic.dlrm_assets:needs_line",
+}
+
+
+def needs(task: str, samples: int | None) -> str | None:
+    """What a sized synthetic set of `task` takes, as one line; None for small sets and other tasks."""
+    import importlib
+
+    target = NEEDS.get(task)
+    if target is None or samples is None:
+        return None
+    module_name, func_name = target.split(":")
+    return getattr(importlib.import_module(module_name), func_name)(samples)
 
 
 def synthesize(task: str, out: Path, samples: int | None = None, seed: int = 0,

@@ -19,6 +19,8 @@ REGISTRY: dict[str, str] = {
     "3d-unet-99": "fleet.harness.tasks.unet3d:UNet3D",
     "3d-unet-99.9": "fleet.harness.tasks.unet3d:UNet3D999",
     "rnnt": "fleet.harness.tasks.rnnt:RNNT",
+    "dlrm-v2-99": "fleet.harness.tasks.dlrm:DLRMv2",
+    "dlrm-v2-99.9": "fleet.harness.tasks.dlrm:DLRMv2_999",
 }
 
 
