@@ -1,6 +1,6 @@
-"""Offline harness throughput against a plain backend loop, for RetinaNet, BERT, 3D-UNet and RNN-T.
+"""Offline harness throughput against a plain backend loop, for RetinaNet, BERT, 3D-UNet, RNN-T, DLRM-v2.
 
-    .venv/bin/python benchmarks/tasks_vs_raw.py [--tasks retinanet,bert-99,3d-unet-99,rnnt]
+    .venv/bin/python benchmarks/tasks_vs_raw.py [--tasks retinanet,bert-99,3d-unet-99,rnnt,dlrm-v2-99]
                                                 [--seconds 5] [--rounds 3]
 
 The same synthetic model and preprocessed samples feed both sides on the same machine in one
@@ -8,7 +8,9 @@ run. Raw: `session.run` over contiguous batches at its best batch size (RetinaNe
 fixed at batch 1); for 3D-UNet, the reference sliding window over the cases in turn, one
 `session.run` per 128^3 window (its share of the time outside onnxruntime is reported); for
 RNN-T, a plain PyTorch loop over the utterances with the same model, features and greedy
-decoder (its time per phase is reported: features, encoder, decode loop).
+decoder (its time per phase is reported: features, encoder, decode loop); for DLRM-v2, a
+plain PyTorch loop of one forward over the rows of `batch` consecutive aggregated samples,
+sliced from tensors that hold every sample's rows (no copies), at its best batch size.
 Harness: LoadGen Offline with no tuning flags (it picks threads and batch size itself). Each
 harness run sits between two raw runs of the same length and is compared with their mean, so
 drifting load from other processes hits both sides alike. Target: harness >= 0.95 of raw.
@@ -132,6 +134,35 @@ class RawRnnt:
         return done / (time.perf_counter() - start)
 
 
+class RawDlrm:
+    """A bare PyTorch loop (DLRM-v2): one forward over each batch of aggregated samples' rows."""
+
+    def __init__(self, model: Path, samples: list[dict[str, np.ndarray]]) -> None:
+        import torch
+
+        from fleet.harness.tasks.dlrm_model import load_dlrm
+
+        self.model = load_dlrm(model).eval()
+        self.dense = torch.from_numpy(np.concatenate([s["dense"] for s in samples]))
+        self.sparse = torch.from_numpy(np.concatenate([s["sparse"] for s in samples]))
+        self.offsets = np.concatenate([[0], np.cumsum([len(s["dense"]) for s in samples])])
+
+    def __call__(self, sess, data, batch: int, seconds: float) -> float:
+        import torch
+
+        count = len(self.offsets) - 1
+        with torch.inference_mode():
+            self.model(self.dense[:100], self.sparse[:100])  # warm-up
+            done, first, start = 0, 0, time.perf_counter()
+            while time.perf_counter() - start < seconds or done < count:
+                last = min(first + batch, count)
+                rows = slice(int(self.offsets[first]), int(self.offsets[last]))
+                self.model(self.dense[rows], self.sparse[rows])
+                done += last - first
+                first = 0 if last == count else last
+        return done / (time.perf_counter() - start)
+
+
 class TimedBackend:
     """The harness's backend, with the time spent inside its run() and the span of its calls."""
 
@@ -180,15 +211,20 @@ def bench_task(name: str, tmp: Path, seconds: float, rounds: int) -> dict:
         timed.append(TimedBackend(backend))
         return timed[-1]
 
-    harness = None
-    if sess is None:  # RNN-T: PyTorch, one utterance at a time
+    harness = raw_loop = None
+    if sess is None:  # PyTorch: RNN-T one utterance at a time, DLRM-v2 in batches of samples
         # The raw loop runs on the thread that owns PyTorch's OpenMP pool in this process (the
         # backend's), as it would in a script of its own: a second pool would throttle both.
         harness = Harness(spec, tmp / name / "out", cache_root=tmp / name / "cache", profile=profile,
                           echo=lambda line: None)
-        data, raw_loop = {}, harness.backend.pinned(RawRnnt)(model, [s["waveform"] for s in samples])
-        raw_offline_of = harness.backend.pinned(raw_loop)
-        sweep = {1: raw_offline_of(sess, data, 1, 1.0)}
+        data = {}
+        if name == "rnnt":
+            raw_loop = harness.backend.pinned(RawRnnt)(model, [s["waveform"] for s in samples])
+            raw_offline_of = harness.backend.pinned(raw_loop)
+            sweep = {1: raw_offline_of(sess, data, 1, 1.0)}
+        else:
+            raw_offline_of = harness.backend.pinned(harness.backend.pinned(RawDlrm)(model, samples))
+            sweep = {b: raw_offline_of(sess, data, b, 1.0) for b in RAW_BATCHES}
     elif task.ragged_samples:  # whole cases, windowed: no batch axis
         data = {}
         raw_offline_of = windows = RawWindows(sess, [s["image"] for s in samples])
@@ -214,7 +250,7 @@ def bench_task(name: str, tmp: Path, seconds: float, rounds: int) -> dict:
     if isinstance(raw_offline_of, RawWindows):
         result["outside_ort"] = 1 - raw_offline_of.ort_s / raw_offline_of.total_s
         result["harness_outside_ort"] = statistics.median(t.outside_share() for t in timed)
-    if sess is None:
+    if isinstance(raw_loop, RawRnnt):
         total = sum(raw_loop.phases.values())
         result["phases"] = {k: v / total for k, v in raw_loop.phases.items()}
     return result
@@ -222,7 +258,7 @@ def bench_task(name: str, tmp: Path, seconds: float, rounds: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="retinanet,bert-99,3d-unet-99,rnnt")
+    parser.add_argument("--tasks", default="retinanet,bert-99,3d-unet-99,rnnt,dlrm-v2-99")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

@@ -30,6 +30,8 @@ DEFAULT_NAMES = {
     "bert-99.9": ("bert_large_fp32_384.onnx", "squad"),
     "3d-unet-99": ("3dunet_kits19_128x128x128.onnx", "kits19"),
     "3d-unet-99.9": ("3dunet_kits19_128x128x128.onnx", "kits19"),
+    "dlrm-v2-99": ("dlrm_dcnv2.pt", "criteo"),
+    "dlrm-v2-99.9": ("dlrm_dcnv2.pt", "criteo"),
 }
 
 

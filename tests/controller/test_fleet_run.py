@@ -386,14 +386,18 @@ def assert_official_checker_reports_only_smoke_reductions(official: Path, tree: 
 
 
 def run_on_edge_and_datacenter(task: str, run_id: str, testnodes, fleet_cache, runs: Path,
-                               jobs: set[tuple[str, str]], accuracy: float) -> tuple[RunState, Path]:
+                               jobs: set[tuple[str, str]], accuracy: float,
+                               said: tuple[str, ...] = ()) -> tuple[RunState, Path]:
     """`fleet run` of `task` on node1 (edge) and node2 (datacenter) on synthetic assets: every
-    job in `jobs` ok, VALID and scoring `accuracy` on the teacher's labels, and `fleet check`
-    passing. Returns the run state and the merged tree's organization directory."""
+    job in `jobs` ok, VALID and scoring `accuracy` on the teacher's labels, each of `said` a
+    line of its stderr, and `fleet check` passing. Returns the run state and the merged tree's
+    organization directory."""
     proc = fleet("run", "-i", str(testnodes.inventory), "-t", task, "--limit", "node1,node2",
                  "--runs-dir", str(runs), "--run-id", run_id, "--synthetic",
                  "--synthetic-variant", "small", "--plain", cache=fleet_cache)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for line in said:
+        assert line in proc.stderr.splitlines(), proc.stderr[-3000:]
     state = RunState.load(runs / run_id / "run.json")
     assert {(j.host, j.scenario) for j in state.jobs.values()} == jobs
     for job in state.jobs.values():
@@ -439,3 +443,26 @@ def test_rnnt_runs_on_the_pytorch_backend_and_the_official_checker_accepts_the_t
     assert_official_checker_reports_only_smoke_reductions(official_inference, tree, (
         "test_node1/rnnt/SingleStream", "test_node1/rnnt/Offline", "test_node2/rnnt/Server",
         "test_node2/rnnt/Offline"))
+
+
+def test_dlrm_runs_on_the_datacenter_node_and_the_official_checker_accepts_the_tree(
+        full_run, testnodes, fleet_cache, official_inference, tmp_path):
+    """Issue 24 end to end: dlrm-v2-99 on its reference backend (pytorch, with scikit-learn for
+    the AUC from the wheelhouse): the datacenter node runs Server and Offline, the edge node is
+    skipped with its line (datacenter only in v3.1), merged, `fleet check` and the official v3.1
+    checker."""
+    assert full_run[0].returncode == 0
+    state, tree = run_on_edge_and_datacenter(  # accuracy: AUC % on the teacher's labels
+        "dlrm-v2-99", "dlrm", testnodes, fleet_cache, tmp_path,
+        {("node2", "Server"), ("node2", "Offline")}, accuracy=100.0,
+        said=("fleet: dlrm-v2-99 skips edge host node1: in MLPerf Inference v3.1 it is a benchmark for "
+              "datacenter systems only",))
+    assert set(state.nodes) == {"node2"}
+    print("stages", state.attempts[-1].get("stages"))
+    acc = tree / "results" / "test_node2" / "dlrm-v2-99" / "Offline" / "accuracy" / "accuracy.txt"
+    assert re.search(r"^AUC=100\.000%, accuracy=100\.000%, good=\d+, total=\d+, queries=64$", acc.read_text(),
+                     re.MULTILINE)
+    systems = json.loads((tree / "systems" / "test_node2.json").read_text())
+    assert systems["framework"].startswith("PyTorch 2.13.0"), systems["framework"]
+    assert_official_checker_reports_only_smoke_reductions(official_inference, tree, (
+        "test_node2/dlrm-v2-99/Server", "test_node2/dlrm-v2-99/Offline"))
