@@ -103,6 +103,29 @@ def make_harness(
     return Harness(spec, out, echo=lambda line: None, **kwargs)
 
 
+def paced_compliance_runs(task: str, assets: Any, out: Path, other: str, pace_s: float,
+                          offline_expected_qps: float) -> dict[tuple[str, str], dict[str, Any]]:
+    """Offline performance, accuracy, TEST01 and TEST05 paced per sample through `pinned`, then
+    `other`'s performance and accuracy, on one harness: {(scenario, mode): entry}, each ok."""
+    harness = make_harness(task, assets.root, assets.marker, out, ["Offline", other],
+                           ["performance", "accuracy", "TEST01", "TEST05"],
+                           tuning=Tuning(offline_expected_qps=offline_expected_qps),
+                           wrap_backend=paced_pinned(pace_s))
+    try:
+        entries = {(s, m): harness.run_one(s, m) for s, m in (
+            ("Offline", "performance"), ("Offline", "accuracy"), ("Offline", "TEST01"), ("Offline", "TEST05"),
+            (other, "performance"), (other, "accuracy"))}
+    finally:
+        harness.backend.close()
+    for key, entry in entries.items():
+        assert entry["outcome"] == "ok", (key, entry["error"])
+    assert entries[("Offline", "TEST01")]["verify"] == "TEST PASS"
+    assert entries[("Offline", "TEST05")]["verify"] == "TEST PASS"
+    for scenario in ("Offline", other):
+        assert entries[(scenario, "performance")]["result_validity"] == "VALID", scenario
+    return entries
+
+
 def paced(pace_s: float, corrupt: dict[str, Any] | None = None):
     """A wrap_backend for Harness: Offline paced, `corrupt[mode](outputs)` applied in that mode."""
     return lambda inner, ctx: PacedBackend(inner, ctx, pace_s, corrupt or {})
