@@ -112,8 +112,9 @@ def main(args: argparse.Namespace) -> int:
         )
         inventory = load_inventory(settings.inventory, settings.limit or None)
         run_id = args.run_id or orchestrate.new_run_id()
-        specs = plan.build(inventory, settings, run_id, skip=_say)
-        for line in synthetic_needs(settings):
+        skipped: list[str] = []  # said once the plan stands (a refused plan is one line)
+        specs = plan.build(inventory, settings, run_id, skip=skipped.append)
+        for line in [*skipped, *synthetic_needs(settings)]:
             _say(line)
         if args.tuned:  # one spec per scenario with the stored values (fleet/tuning_store.py)
             specs, applied = tuning_store.apply_stored(

@@ -155,9 +155,10 @@ def tune_specs(inventory: Inventory, settings: RunSettings, run_id: str,
     wanted = list(settings.scenarios)
     everything = replace(settings, scenarios=[])
     specs: dict[str, list[RunSpec]] = {}
+    skipped: list[str] = []  # said once some node has something to tune
     for node in inventory:
         node_specs = []
-        for spec in plan.node_specs(node, everything, run_id, skip=warn):
+        for spec in plan.node_specs(node, everything, run_id, skip=skipped.append):
             scenarios = [s for s in spec.scenarios if not wanted or s in wanted]
             if scenarios:
                 node_specs.append(replace(spec, scenarios=scenarios, modes=["tune"]))
@@ -168,6 +169,8 @@ def tune_specs(inventory: Inventory, settings: RunSettings, run_id: str,
             specs[node.name] = node_specs
     if not specs:
         raise ConfigError("no node runs any of the scenarios asked for")
+    for line in skipped:
+        warn(line)
     return specs
 
 

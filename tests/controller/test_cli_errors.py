@@ -15,7 +15,9 @@ LAB = "[edge]\ne1 ansible_host=192.0.2.1\n[datacenter]\nd1 ansible_host=192.0.2.
     "inventory, args, message",
     [
         (LAB, ["--task", "resnet51"], "unknown task 'resnet51'"),
-        (LAB, ["--task", "bert-99.9"], "bert-99.9 cannot run on edge host e1"),
+        (LAB, ["--task", "dlrm-v2-99", "--limit", "e1"],
+         "dlrm-v2-99 runs on no host of this run (e1 (edge)): in MLPerf Inference v3.1 it is a benchmark "
+         "for datacenter systems only; add such a host to the inventory or --limit"),
         (
             LAB,
             ["--task", "resnet50", "--scenario", "Server"],
