@@ -41,8 +41,9 @@ def score_accuracy_log(accuracy_log: Path, samples: int) -> CriteoAccuracy:
     if not np.isin(labels, (0.0, 1.0)).all():
         raise ValueError("the second value of a pair is not a 0/1 label: the payload must be "
                          "[prediction, label] pairs, in that order")
-    if len(np.unique(labels)) < 2:
-        raise ValueError(f"the logged labels hold {len(np.unique(labels))} class(es): "
+    classes = len(np.unique(labels))
+    if classes < 2:
+        raise ValueError(f"the logged labels hold {classes} class(es): "
                          "AUC needs clicks and non-clicks")
     auc = float(roc_auc_score(labels, predictions))
     good = int(np.count_nonzero(np.round(predictions) == labels))

@@ -18,7 +18,6 @@ none and runs every task.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from fleet.harness.errors import HarnessError
+from fleet.harness.lazy import load
 from fleet.harness.nodeinfo import server_intra_op_threads
 from fleet.harness.tasks.base import Task
 
@@ -107,6 +107,4 @@ def open_backend(name: str, model: Path | None, task: Task, options: BackendOpti
     problem = model_problem(task.name, task.model_backends, name)
     if problem:
         raise HarnessError(problem)
-    target = REGISTRY[name]
-    module_name, cls_name = target.split(":")
-    return getattr(importlib.import_module(module_name), cls_name)(model, task, options)
+    return load(REGISTRY[name])(model, task, options)

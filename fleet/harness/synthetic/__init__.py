@@ -46,21 +46,19 @@ NEEDS: dict[str, str] = {
 
 def needs(task: str, samples: int | None) -> str | None:
     """What a sized synthetic set of `task` takes, as one line; None for small sets and other tasks."""
-    import importlib
+    from fleet.harness.lazy import load
 
     target = NEEDS.get(task)
     if target is None or samples is None:
         return None
-    module_name, func_name = target.split(":")
-    return getattr(importlib.import_module(module_name), func_name)(samples)
+    return load(target)(samples)
 
 
 def synthesize(task: str, out: Path, samples: int | None = None, seed: int = 0,
                variant: str = "full") -> dict[str, Any]:
     """Make the synthetic assets of `task` under `out`; returns the marker's content."""
-    import importlib
-
     from fleet.harness.errors import HarnessError
+    from fleet.harness.lazy import load
 
     target = REGISTRY.get(task)
     if target is None:
@@ -68,8 +66,7 @@ def synthesize(task: str, out: Path, samples: int | None = None, seed: int = 0,
         raise HarnessError(f"no synthetic assets for task {task!r} (available: {known})")
     if samples is not None and samples < 1:
         raise HarnessError("--samples must be at least 1")
-    module_name, func_name = target.split(":")
-    maker = getattr(importlib.import_module(module_name), func_name)
+    maker = load(target)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     marker = maker(out, samples, seed, variant)

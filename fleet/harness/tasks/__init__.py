@@ -5,9 +5,8 @@ The interface every task implements is `tasks.base.Task`. Register a new task he
 
 from __future__ import annotations
 
-import importlib
-
 from fleet.harness.errors import HarnessError
+from fleet.harness.lazy import load
 from fleet.harness.tasks.base import Task
 
 # task name -> "module:Class"
@@ -33,8 +32,7 @@ def task_class(name: str) -> type[Task]:
     target = REGISTRY.get(name)
     if target is None:
         raise HarnessError(f"unknown task {name!r} (this harness runs: {', '.join(task_names())})")
-    module_name, cls_name = target.split(":")
-    return getattr(importlib.import_module(module_name), cls_name)
+    return load(target)
 
 
 def get_task(name: str) -> Task:

@@ -80,10 +80,14 @@ def rows_for_samples(samples: int, seed: int = AGGREGATION_SEED) -> int:
     return int(draw_run_lengths(samples, seed).sum())
 
 
-def _npy(path: Path) -> np.ndarray:
+def _require(path: Path) -> None:
     if not path.is_file():
         raise HarnessError(f"Criteo file {path} is missing (the reference's day_23 files belong at the "
                            f"top of the dataset directory: {', '.join(FILES)})")
+
+
+def _npy(path: Path) -> np.ndarray:
+    _require(path)
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:  # a truncated array, or not .npy at all
@@ -132,9 +136,7 @@ def open_day23(dataset_dir: Path) -> Day23:
         raise HarnessError(f"Criteo file {dataset_dir / LABELS} is {labels.dtype} {list(labels.shape)}, "
                            f"expected 0/1 labels [N, 1]")
     path = dataset_dir / SPARSE
-    if not path.is_file():
-        raise HarnessError(f"Criteo file {path} is missing (the reference's day_23 files belong at the "
-                           f"top of the dataset directory: {', '.join(FILES)})")
+    _require(path)
     try:
         with zipfile.ZipFile(path) as archive:
             sparse = tuple(_npz_member(path, archive, f"{k}.npy") for k in range(len(HOTNESS)))
