@@ -32,6 +32,8 @@ DEFAULT_NAMES = {
     "3d-unet-99.9": ("3dunet_kits19_128x128x128.onnx", "kits19"),
     "dlrm-v2-99": ("dlrm_dcnv2.pt", "criteo"),
     "dlrm-v2-99.9": ("dlrm_dcnv2.pt", "criteo"),
+    "gptj-99": ("checkpoint-final", "cnndm"),
+    "gptj-99.9": ("checkpoint-final", "cnndm"),
 }
 
 

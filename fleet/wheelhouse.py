@@ -35,6 +35,11 @@ EXTRA = "node"
 BACKEND_EXTRAS: dict[str, tuple[str, ...]] = {"onnxruntime": ("onnxruntime",), "pytorch": ("torch",)}
 
 
+# Pure-Python requirements published only as sdists (GPT-J's rouge_score): a node of another
+# Python cannot take them from `pip download --only-binary`, so the controller builds their
+# universal wheel first and the download finds it there.
+SDIST_ONLY = frozenset({"rouge-score"})  # canonical names
+
 SOURCE_PARTS = ("pyproject.toml", "README.md", "LICENSE", "fleet", "playbooks", "roles", "inventory")
 
 
@@ -104,6 +109,13 @@ def node_requirements(extras: tuple[str, ...] = (EXTRA,)) -> list[str]:
     return sorted(dict.fromkeys(out))
 
 
+def _sdist_only(reqs: Iterable[str]) -> list[str]:
+    from packaging.requirements import Requirement  # the controller's (ansible-core needs it)
+    from packaging.utils import canonicalize_name
+
+    return [r for r in reqs if canonicalize_name(Requirement(r).name) in SDIST_ONLY]
+
+
 def _key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -154,11 +166,15 @@ def prepare_deps(
                         ["wheel", "--quiet", "--wheel-dir", str(tmp), "pip", *reqs], "building the wheelhouse"
                     )
                 else:
+                    universal = _sdist_only(reqs)
+                    if universal:
+                        _pip(["wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp), *universal],
+                             "building universal wheels of sdist-only requirements")
                     plats = [f"manylinux{v}_{target.machine}" for v in ("2014", "_2_28", "_2_17")]
                     plat_args = [a for p in [*plats, f"linux_{target.machine}"] for a in ("--platform", p)]
                     _pip(
                         ["download", "--quiet", "--only-binary=:all:", "--python-version", target.python,
-                         *plat_args, "--dest", str(tmp), "pip", *reqs],
+                         *plat_args, "--find-links", str(tmp), "--dest", str(tmp), "pip", *reqs],
                         f"downloading wheels for Python {target.python} ({target.machine})",
                     )  # fmt: skip
                 os.chmod(tmp, 0o755)

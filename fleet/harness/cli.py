@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, required=True, help="results directory")
     run.add_argument("--profile", help="smoke (seconds) | submission (full v3.1 rules)")
     run.add_argument("--backend", help="onnxruntime | pytorch | null (default: the task's own, "
-                     "pytorch for rnnt and dlrm-v2, onnxruntime for the others)")
+                     "pytorch for rnnt, dlrm-v2 and gptj, onnxruntime for the others)")
     run.add_argument("--execution-provider", help="onnxruntime: cpu (default) | cuda | tensorrt")
     run.add_argument("--graph-optimization", help="onnxruntime: disable|basic|extended|all (default)")
     run.add_argument("--threads", type=int, help="backend intra-op threads (default: from the node)")

@@ -77,3 +77,20 @@ def test_hosts_get_the_extras_of_the_tasks_and_backends_they_run_and_no_others()
     assert extras_for([("dlrm-v2-99", "pytorch")]) == ("node", "criteo", "torch")
     assert "torch==2.13.0" in dlrm and any(r.startswith("scikit-learn") for r in dlrm)
     assert not any(r.startswith(("scikit-learn", "torch")) for r in vision)
+    gptj = node_requirements(extras_for([("gptj-99", "pytorch")]))
+    assert extras_for([("gptj-99.9", "pytorch")]) == ("node", "cnndm", "torch")
+    assert {"torch==2.13.0", "transformers==5.25.0", "rouge_score==0.1.2"} <= set(gptj)
+    assert not any(r.startswith(("transformers", "rouge")) for r in [*vision, *dlrm])
+
+
+@pytest.mark.slow
+def test_a_node_of_another_python_gets_sdist_only_requirements_as_universal_wheels(tmp_path):
+    """rouge_score (GPT-J's accuracy) is published as an sdist only: `pip download --only-binary`
+    for another interpreter cannot take it, so the controller builds its py3-none-any wheel."""
+    from fleet.wheelhouse import Target, prepare_deps
+
+    other = "3.12" if sys.version_info[:2] != (3, 12) else "3.11"
+    deps = prepare_deps(tmp_path, Target(other), requirements=["rouge_score==0.1.2"])
+    names = {p.name for p in deps.dir.glob("*.whl")}
+    assert "rouge_score-0.1.2-py3-none-any.whl" in names
+    assert any(n.startswith("numpy-") and f"cp{other.replace('.', '')}" in n for n in names), names

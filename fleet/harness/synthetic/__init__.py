@@ -33,6 +33,8 @@ REGISTRY: dict[str, str] = {
     "rnnt": "fleet.harness.synthetic.rnnt_assets:make_rnnt_assets",
     "dlrm-v2-99": "fleet.harness.synthetic.dlrm_assets:make_dlrm_assets",
     "dlrm-v2-99.9": "fleet.harness.synthetic.dlrm_assets:make_dlrm_999_assets",
+    "gptj-99": "fleet.harness.synthetic.gptj_assets:make_gptj_assets",
+    "gptj-99.9": "fleet.harness.synthetic.gptj_assets:make_gptj_999_assets",
 }
 
 # task -> "module:function"; function(samples: int) -> one line saying what a synthetic set of
@@ -41,6 +43,8 @@ REGISTRY: dict[str, str] = {
 NEEDS: dict[str, str] = {
     "dlrm-v2-99": "fleet.harness.synthetic.dlrm_assets:needs_line",
     "dlrm-v2-99.9": "fleet.harness.synthetic.dlrm_assets:needs_line",
+    "gptj-99": "fleet.harness.synthetic.gptj_assets:needs_line",
+    "gptj-99.9": "fleet.harness.synthetic.gptj_assets:needs_line",
 }
 
 
@@ -138,7 +142,7 @@ def asset_marker(task: str, seed: int, variant: str, model: Path, dataset: Path,
         "seed": seed,
         "variant": variant,
         **facts,
-        "model": {"file": model.name, "sha256": digest.file_sha256(model)},
+        "model": {"file": model.name, "sha256": digest.model_sha256(model)},
         "dataset": {"dir": dataset.name, "sha256": digest.tree_sha256(dataset, dataset_files)},
     }
 

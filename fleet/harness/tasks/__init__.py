@@ -20,6 +20,8 @@ REGISTRY: dict[str, str] = {
     "rnnt": "fleet.harness.tasks.rnnt:RNNT",
     "dlrm-v2-99": "fleet.harness.tasks.dlrm:DLRMv2",
     "dlrm-v2-99.9": "fleet.harness.tasks.dlrm:DLRMv2_999",
+    "gptj-99": "fleet.harness.tasks.gptj:GPTJ",
+    "gptj-99.9": "fleet.harness.tasks.gptj:GPTJ_999",
 }
 
 
