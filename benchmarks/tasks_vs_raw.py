@@ -1,6 +1,6 @@
-"""Offline harness throughput against a plain backend loop, for RetinaNet, BERT, 3D-UNet, RNN-T, DLRM-v2.
+"""Offline harness throughput against a plain backend loop: RetinaNet, BERT, 3D-UNet, RNN-T, DLRM-v2, GPT-J.
 
-    .venv/bin/python benchmarks/tasks_vs_raw.py [--tasks retinanet,bert-99,3d-unet-99,rnnt,dlrm-v2-99]
+    .venv/bin/python benchmarks/tasks_vs_raw.py [--tasks retinanet,bert-99,3d-unet-99,rnnt,dlrm-v2-99,gptj-99]
                                                 [--seconds 5] [--rounds 3]
 
 The same synthetic model and preprocessed samples feed both sides on the same machine in one
@@ -10,7 +10,10 @@ fixed at batch 1); for 3D-UNet, the reference sliding window over the cases in t
 RNN-T, a plain PyTorch loop over the utterances with the same model, features and greedy
 decoder (its time per phase is reported: features, encoder, decode loop); for DLRM-v2, a
 plain PyTorch loop of one forward over the rows of `batch` consecutive aggregated samples,
-sliced from tensors that hold every sample's rows (no copies), at its best batch size.
+sliced from tensors that hold every sample's rows (no copies), at its best batch size; for
+GPT-J, a plain `model.generate()` loop with the rules' beam search over batches of consecutive
+prompts, left padded, at its best batch size (tokens/s is samples/s times the mean new tokens
+per article, which do not depend on the batch).
 Harness: LoadGen Offline with no tuning flags (it picks threads and batch size itself). Each
 harness run sits between two raw runs of the same length and is compared with their mean, so
 drifting load from other processes hits both sides alike. Target: harness >= 0.95 of raw.
@@ -163,6 +166,44 @@ class RawDlrm:
         return done / (time.perf_counter() - start)
 
 
+class RawGptj:
+    """A bare transformers loop (GPT-J): `generate` over batches of consecutive prompts."""
+
+    def __init__(self, model: Path, prompts: list[np.ndarray]) -> None:
+        from fleet.harness.tasks import cnndm
+        from fleet.harness.tasks.gptj_generate import load_gptj
+
+        self.model = load_gptj(model).eval()
+        self.eos = cnndm.load_tokenizer(model).eos_token_id
+        self.prompts = prompts
+        self.new_tokens: list[int] = []
+
+    def _generate(self, prompts: list[np.ndarray]) -> list[int]:
+        import torch
+
+        from fleet.harness.tasks.gptj_generate import GENERATION, left_padded, new_tokens
+
+        ids, mask = left_padded(prompts, self.eos)
+        out = self.model.generate(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+                                  pad_token_id=self.eos, **GENERATION)
+        return [len(new_tokens(row, self.eos)) for row in out[:, ids.shape[1]:].numpy()]
+
+    def __call__(self, sess, data, batch: int, seconds: float) -> float:
+        import torch
+
+        count = len(self.prompts)
+        with torch.inference_mode():
+            if not self.new_tokens:  # warm-up, and each article's new tokens (batch 1, as the rules)
+                self.new_tokens = [self._generate([p])[0] for p in self.prompts]
+            done, first, start = 0, 0, time.perf_counter()
+            while time.perf_counter() - start < seconds or done < count:
+                last = min(first + batch, count)
+                self._generate(self.prompts[first:last])
+                done += last - first
+                first = 0 if last == count else last
+        return done / (time.perf_counter() - start)
+
+
 class TimedBackend:
     """The harness's backend, with the time spent inside its run() and the span of its calls."""
 
@@ -222,6 +263,10 @@ def bench_task(name: str, tmp: Path, seconds: float, rounds: int) -> dict:
             raw_loop = harness.backend.pinned(RawRnnt)(model, [s["waveform"] for s in samples])
             raw_offline_of = harness.backend.pinned(raw_loop)
             sweep = {1: raw_offline_of(sess, data, 1, 1.0)}
+        elif name.startswith("gptj"):
+            raw_loop = harness.backend.pinned(RawGptj)(model, [s["input_ids"] for s in samples])
+            raw_offline_of = harness.backend.pinned(raw_loop)
+            sweep = {b: raw_offline_of(sess, data, b, 1.0) for b in RAW_BATCHES[:4]}
         else:
             raw_offline_of = harness.backend.pinned(harness.backend.pinned(RawDlrm)(model, samples))
             sweep = {b: raw_offline_of(sess, data, b, 1.0) for b in RAW_BATCHES}
@@ -250,6 +295,8 @@ def bench_task(name: str, tmp: Path, seconds: float, rounds: int) -> dict:
     if isinstance(raw_offline_of, RawWindows):
         result["outside_ort"] = 1 - raw_offline_of.ort_s / raw_offline_of.total_s
         result["harness_outside_ort"] = statistics.median(t.outside_share() for t in timed)
+    if isinstance(raw_loop, RawGptj):
+        result["tokens_per_sample"] = float(np.mean(raw_loop.new_tokens))
     if isinstance(raw_loop, RawRnnt):
         total = sum(raw_loop.phases.values())
         result["phases"] = {k: v / total for k, v in raw_loop.phases.items()}
@@ -258,7 +305,7 @@ def bench_task(name: str, tmp: Path, seconds: float, rounds: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="retinanet,bert-99,3d-unet-99,rnnt,dlrm-v2-99")
+    parser.add_argument("--tasks", default="retinanet,bert-99,3d-unet-99,rnnt,dlrm-v2-99,gptj-99")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -274,6 +321,12 @@ def main() -> int:
         for i, (raw, got, valid, batch, threads) in enumerate(res["rows"], 1):
             print(f"{i:>5} | {raw:>9.2f} {got:>11.2f} {valid:>7} {got / raw:>6.3f} | {batch}, {threads}")
         print(f"{res['task']} Offline harness / raw at best batch: {res['ratio']:.3f} (target >= 0.95)")
+        if "tokens_per_sample" in res:
+            per = res["tokens_per_sample"]
+            raw = statistics.median(r[0] for r in res["rows"])
+            got = statistics.median(r[1] for r in res["rows"])
+            print(f"{res['task']} new tokens/s (x {per:.1f} per article): raw {raw * per:.1f}, harness "
+                  f"{got * per:.1f}")
         if "outside_ort" in res:
             print(f"{res['task']} harness: {res['harness_outside_ort']:.1%} of the time between its first "
                   "and last window outside onnxruntime (window work, LoadGen, responses)")

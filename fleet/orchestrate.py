@@ -185,6 +185,7 @@ class _Run:
         attempt["stages"] = stages
         try:
             alive = self._timed(stages, "provision", self.provision, self.hosts)
+            alive = self.refuse_unfit(alive)
             alive = self._timed(stages, "deploy", self.deploy, alive, wheel, deps)
             alive = self._timed(stages, "assets", self.stage_assets, alive, store)
             self._timed(stages, "bench", self.bench, alive)
@@ -251,6 +252,43 @@ class _Run:
             alive.append(host)
         self.state.save()
         return alive
+
+    def refuse_unfit(self, hosts: list[str]) -> list[str]:
+        """Jobs whose model the host's memory cannot hold end here, INFEASIBLE, in one line each
+        (harness/capacity.py); a host left with no job goes no further. Only models in the
+        artifact store are known here: synthetic ones are made, and checked, on the node."""
+        from fleet.artifacts import asset_names
+        from fleet.harness.capacity import memory_refusal
+
+        if self.settings.uses_synthetic:
+            return hosts
+        kept = []
+        for host in hosts:
+            memory_mb = self.state.nodes[host].facts.get("memory_mb")
+            node = self.inventory.node(host)
+            refused: dict[str, str] = {}
+            # GPU memory is not in the facts: on a GPU host the node's backend checks it.
+            known = isinstance(memory_mb, (int, float)) and node.accelerator == "cpu"
+            for job in (j for j in self.todo if j.host == host and known):
+                if job.task in refused:
+                    continue
+                spec = self._spec_of(job)
+                task_dir = Path(self.settings.artifacts or "") / job.task
+                try:
+                    model = task_dir / asset_names(task_dir, job.task)[0]
+                except FleetError:
+                    continue  # staging the assets says what is wrong
+                why = memory_refusal(host, job.task, model, spec.tuning.precision or "fp32",
+                                     int(memory_mb) * 2**20)
+                if why:
+                    refused[job.task] = why
+            for job in (j for j in self.todo if j.host == host and j.task in refused):
+                job.status, job.stage, job.error, job.finished = INFEASIBLE, "plan", refused[job.task], now()
+                self.progress.job_finished(host, job.id, False, refused[job.task], "INFEASIBLE")
+            if any(j.status == PENDING for j in self.todo if j.host == host):
+                kept.append(host)
+        self.state.save()
+        return kept
 
     def deploy(
         self, hosts: list[str], wheel: Future, deps: dict[tuple[wheelhouse.Target, tuple[str, ...]], Future]

@@ -88,6 +88,25 @@ def category_skips(node: Node, task: str) -> str | None:
     return f"{task} skips {node.category} host {node.name}: {_categories_of(task)}"
 
 
+def compliance_lines(settings: RunSettings) -> list[str]:
+    """One line per task whose compliance tests this run would ask for but v3.1 does not have."""
+    lines = []
+    for task in settings.tasks:
+        model = rules.model_for_task(task)
+        asked = [m for m in settings.modes if m.startswith("TEST")] if settings.modes else (
+            ["TEST01"] if settings.profile == "submission" else [])
+        dropped = [m for m in asked if m not in model.compliance_tests]
+        if not dropped:
+            continue
+        if model.compliance_tests:
+            lines.append(f"{task} has no {', '.join(dropped)} in MLPerf Inference {rules.ROUND} (its audits: "
+                         f"{', '.join(model.compliance_tests)}): those modes are left out for it")
+        else:
+            lines.append(f"{task} has no compliance tests in MLPerf Inference {rules.ROUND}: no audit runs, "
+                         f"and its results need no compliance directory")
+    return lines
+
+
 def node_specs(node: Node, settings: RunSettings, run_id: str = "",
                skip: Callable[[str], None] | None = None) -> list[RunSpec]:
     """One RunSpec per task for `node` (asset paths are filled in on the node's side later).

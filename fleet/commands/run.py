@@ -114,7 +114,7 @@ def main(args: argparse.Namespace) -> int:
         run_id = args.run_id or orchestrate.new_run_id()
         skipped: list[str] = []  # said once the plan stands (a refused plan is one line)
         specs = plan.build(inventory, settings, run_id, skip=skipped.append)
-        for line in [*skipped, *synthetic_needs(settings)]:
+        for line in [*skipped, *plan.compliance_lines(settings), *synthetic_needs(settings)]:
             _say(line)
         if args.tuned:  # one spec per scenario with the stored values (fleet/tuning_store.py)
             specs, applied = tuning_store.apply_stored(
@@ -159,8 +159,7 @@ def synthetic_needs(settings: RunSettings) -> list[str]:
     for task in settings.tasks:
         line = needs(task, settings.synthetic_samples_for(task))
         if line:
-            lines.append(f"{task}: {line}; each node that runs it checks its free disk and RAM "
-                         f"before making it, and refuses in one line")
+            lines.append(f"{task}: {line}")
     return lines
 
 

@@ -62,6 +62,11 @@ def default_cache_root() -> Path:
     return Path(base) / "mlperf-fleet" / "preprocessed"
 
 
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -276,6 +281,8 @@ class Harness:
             notes.append(f"calibrated on {c['samples']} of the loaded samples in {c['seconds']:.1f} s "
                          f"(a whole pass would take longer than the profile's {limit:g} s)")
         entry["note"] = "; ".join(notes) or None
+        if mode == "accuracy":
+            self._say_accuracy_time(scenario, plan, entry)
         audit = self._server_audit_plans(plan, mode, base) if scenario == "Server" else None
         run_plan = audit[0] if audit else plan
         retries = retries_for(scenario, audit is not None) if self.profile.retry_invalid else 0
@@ -319,6 +326,19 @@ class Harness:
             entry["verify"] = self._verify(scenario, mode, base, rdir)
         if problems:
             entry["outcome"], entry["error"] = "failed", " | ".join(problems)
+
+    def _say_accuracy_time(self, scenario: str, plan: ScenarioPlan, entry: dict[str, Any]) -> None:
+        """How long the accuracy run's pass over every sample takes at the calibrated pace, recorded
+        and, past a minute, said before it starts (GPT-J's 13,368 articles take hours on a CPU)."""
+        pace = (plan.calibration or {}).get("samples_per_s")
+        if not pace:
+            return
+        count = self.task.total_sample_count
+        seconds = count / pace
+        entry["accuracy_estimate_s"] = round(seconds, 1)
+        if seconds >= 60:
+            self.echo(f"{self.task.name} {scenario} accuracy: {count:,} samples at the calibrated {pace:.3g} "
+                      f"samples/s (batch {plan.batch_size}) take about {_duration(seconds)}")
 
     def _loadgen_run(self, scenario: str, mode: str, rdir: Path, plan: ScenarioPlan) -> tuple[Any, Any]:
         """One LoadGen run of `plan` into a cleared mode directory: (run errors, detail log)."""

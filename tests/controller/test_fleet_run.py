@@ -387,14 +387,15 @@ def assert_official_checker_reports_only_smoke_reductions(official: Path, tree: 
 
 def run_on_edge_and_datacenter(task: str, run_id: str, testnodes, fleet_cache, runs: Path,
                                jobs: set[tuple[str, str]], accuracy: float,
-                               said: tuple[str, ...] = ()) -> tuple[RunState, Path]:
-    """`fleet run` of `task` on node1 (edge) and node2 (datacenter) on synthetic assets: every
-    job in `jobs` ok, VALID and scoring `accuracy` on the teacher's labels, each of `said` a
-    line of its stderr, and `fleet check` passing. Returns the run state and the merged tree's
-    organization directory."""
+                               said: tuple[str, ...] = (),
+                               more: tuple[str, ...] = ()) -> tuple[RunState, Path]:
+    """`fleet run` of `task` on node1 (edge) and node2 (datacenter) on synthetic assets, with
+    `more` arguments: every job in `jobs` ok, VALID and scoring `accuracy` on the teacher's
+    labels, each of `said` a line of its stderr, and `fleet check` passing. Returns the run
+    state and the merged tree's organization directory."""
     proc = fleet("run", "-i", str(testnodes.inventory), "-t", task, "--limit", "node1,node2",
                  "--runs-dir", str(runs), "--run-id", run_id, "--synthetic",
-                 "--synthetic-variant", "small", "--plain", cache=fleet_cache)  # fmt: skip
+                 "--synthetic-variant", "small", "--plain", *more, cache=fleet_cache)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for line in said:
         assert line in proc.stderr.splitlines(), proc.stderr[-3000:]
@@ -466,3 +467,56 @@ def test_dlrm_runs_on_the_datacenter_node_and_the_official_checker_accepts_the_t
     assert systems["framework"].startswith("PyTorch 2.13.0"), systems["framework"]
     assert_official_checker_reports_only_smoke_reductions(official_inference, tree, (
         "test_node2/dlrm-v2-99/Server", "test_node2/dlrm-v2-99/Offline"))
+
+
+def test_gptj_runs_on_edge_and_datacenter_and_the_official_checker_accepts_the_tree(
+        full_run, testnodes, fleet_cache, official_inference, tmp_path):
+    """Issue 25 end to end: gptj-99 on its reference backend (pytorch, with transformers and
+    rouge_score from the wheelhouse) on the edge node and a datacenter node, generated with the
+    rules' beam search, merged, `fleet check` and the official v3.1 checker (which needs no
+    compliance directory for gptj). Offline only, on the `small` set (short prompts): at the
+    tiny model's ~1 QPS on two shared CPUs, a smoke Server run (459 queries for early stopping)
+    is cut to 120 s and INVALID by design, and SingleStream's 64 queries add half a minute; the
+    plan test covers the other scenarios."""
+    assert full_run[0].returncode == 0
+    state, tree = run_on_edge_and_datacenter(  # accuracy: ROUGE-1 on the teacher's summaries
+        "gptj-99", "gptj", testnodes, fleet_cache, tmp_path, {("node1", "Offline"), ("node2", "Offline")},
+        accuracy=100.0, more=("--scenario", "Offline", "--synthetic-samples", "4"))
+    print("stages", state.attempts[-1].get("stages"))
+    acc = tree / "results" / "test_node1" / "gptj-99" / "Offline" / "accuracy" / "accuracy.txt"
+    text = acc.read_text()
+    assert re.search(r"^\{'rouge1': 100\.0, 'rouge2': 100\.0, 'rougeL': 100\.0, 'rougeLsum': 100\.0, "
+                     r"'gen_len': \d+, 'gen_num': 4\}$", text, re.MULTILINE), text
+    assert "synthetic set: gen_len is 1.0000 x the references'" in text
+    assert not (tree / "compliance").exists() or not any((tree / "compliance").rglob("gptj-99"))
+    systems = json.loads((tree / "systems" / "test_node1.json").read_text())
+    assert systems["framework"].startswith("PyTorch 2.13.0"), systems["framework"]
+    assert_official_checker_reports_only_smoke_reductions(official_inference, tree, (
+        "test_node1/gptj-99/Offline", "test_node2/gptj-99/Offline"))
+
+
+def test_a_host_without_the_memory_for_gptj_is_refused_before_anything_is_deployed(
+        testnodes, fleet_cache, asset_shelf, tmp_path):
+    """A GPT-J checkpoint whose config says it needs more than node2's memory: node2's jobs end
+    INFEASIBLE right after provisioning, one line naming the host, the need and what it has, and
+    nothing is deployed, staged or run there."""
+    assets = asset_shelf.get("gptj-99", 4, "small")
+    store = tmp_path / "store" / "gptj-99"
+    shutil.copytree(assets.root / "checkpoint-final", store / "checkpoint-final")
+    shutil.copytree(assets.dataset, store / "cnndm")
+    config = json.loads((store / "checkpoint-final" / "config.json").read_text())
+    config.update(n_embd=4096, n_layer=2800, n_positions=2048)  # ~3 TB at fp32: no test host has it
+    (store / "checkpoint-final" / "config.json").write_text(json.dumps(config))
+    proc = fleet("run", "-i", str(testnodes.inventory), "-t", "gptj-99", "--limit", "node2", "--plain",
+                 "--artifacts", str(tmp_path / "store"), "--runs-dir", str(tmp_path / "runs"),
+                 "--run-id", "big", cache=fleet_cache)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    state = RunState.load(tmp_path / "runs" / "big" / "run.json")
+    for job in state.jobs.values():
+        assert job.status == "infeasible" and job.stage == "plan", job
+        assert re.fullmatch(r"node2 cannot hold gptj-99: GPT-J at fp32 needs \d+\.\d GB \(\d+\.\d GB of "
+                            r"weights, \d+\.\d GB for a 4-beam, 2048-token key/value cache\), and node2 has "
+                            r"\d+\.\d GB of memory; run it on a host with more, or at bf16 .*",
+                            job.error), job.error
+    assert state.nodes["node2"].stage == "provision"  # not deployed, no assets staged, nothing run
+    assert "cannot be VALID on its node" in proc.stderr.strip().splitlines()[-1]

@@ -248,3 +248,31 @@ def test_dlrm_runs_on_pytorch_and_a_sized_synthetic_set_says_what_it_takes(tmp_p
         "samples; each node that runs it checks its free disk and RAM before making it, and refuses in "
         "one line"]
     assert synthetic_needs(settings(inv.path, tasks=["dlrm-v2-99"])) == []  # smoke: the generator's small set
+
+
+def test_gptj_runs_everywhere_on_pytorch_and_the_plan_says_it_has_no_audits(tmp_path):
+    from fleet.commands.run import synthetic_needs
+    from fleet.plan import compliance_lines
+
+    ini = LAB_INI.replace("fleet_backend=onnxruntime\n", "")
+    inv = load_inventory(write(tmp_path, "lab.ini", ini))
+    sub = settings(inv.path, profile="submission", tasks=["gptj-99", "resnet50"])
+    specs = build(inv, sub, skip=lambda line: pytest.fail(line))
+    gptj = {host: next(s for s in listed if s.task == "gptj-99") for host, listed in specs.items()}
+    assert {h: (s.backend, s.scenarios, s.modes) for h, s in gptj.items()} == {
+        "e1": ("pytorch", ["SingleStream", "Offline"], ["performance", "accuracy"]),
+        "d1": ("pytorch", ["Server", "Offline"], ["performance", "accuracy"])}
+    assert next(s for s in specs["d1"] if s.task == "resnet50").modes[2:] == ["TEST01", "TEST04", "TEST05"]
+    assert compliance_lines(sub) == ["gptj-99 has no compliance tests in MLPerf Inference v3.1: no audit "
+                                     "runs, and its results need no compliance directory"]
+    asked = settings(inv.path, tasks=["gptj-99.9", "bert-99"], modes=["performance", "TEST01", "TEST04"])
+    assert asked.modes_for("gptj-99.9") == ["performance"]
+    assert asked.modes_for("bert-99") == ["performance", "TEST01"]
+    assert compliance_lines(asked) == [
+        "gptj-99.9 has no compliance tests in MLPerf Inference v3.1: no audit runs, and its results need no "
+        "compliance directory",
+        "bert-99 has no TEST04 in MLPerf Inference v3.1 (its audits: TEST01, TEST05): those modes are left "
+        "out for it"]
+    assert compliance_lines(settings(inv.path, tasks=["gptj-99"])) == []  # smoke: no audits asked
+    assert synthetic_needs(sub)[0].startswith(
+        "gptj-99: a synthetic GPT-J set of 13,368 articles: the teacher")

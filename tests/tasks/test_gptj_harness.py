@@ -35,7 +35,7 @@ HERE = Path(__file__).parent
 
 @pytest.fixture(scope="module")
 def assets(asset_shelf) -> Any:
-    return asset_shelf.get(TASK, SAMPLES, "small")
+    return asset_shelf.get(TASK, SAMPLES, "full")  # full: one prompt is cut at 1919 tokens
 
 
 @pytest.fixture(scope="module")
@@ -301,5 +301,44 @@ def test_offline_smoke_run_is_valid_and_scores_the_teacher(assets, tmp_path: Pat
     assert perf["outcome"] == "ok" and perf["result_validity"] == "VALID", perf["error"]
     assert perf["precision"] == "fp32" and perf["batch_size"] == 2 and perf["synthetic"] is True
     assert acc["outcome"] == "ok" and acc["accuracy"] == 100.0, acc["error"]
+    pace = acc["calibration"]["samples_per_s"]  # every article at the calibrated pace
+    assert acc["accuracy_estimate_s"] == pytest.approx(SAMPLES / pace, abs=0.1)
     text = (tmp_path / "out" / acc["dir"] / "accuracy.txt").read_text()
     assert "{'rouge1': 100.0, 'rouge2': 100.0, 'rougeL': 100.0, 'rougeLsum': 100.0, 'gen_len': " in text
+
+
+SIX_B = {"model_type": "gptj", "n_embd": 4096, "n_layer": 28, "n_head": 16, "rotary_dim": 64,
+         "vocab_size": 50400, "n_positions": 2048, "n_inner": None}
+
+
+def test_the_memory_need_is_the_weights_and_a_beam_search_cache(model_dir, backend, tmp_path: Path) -> None:
+    from fleet.harness.capacity import memory_refusal
+    from fleet.harness.tasks.gptj_generate import memory_need, parameter_count
+
+    tiny = json.loads((model_dir / "config.json").read_text())
+    assert parameter_count(tiny) == sum(p.numel() for p in backend.module.parameters())
+    assert parameter_count(SIX_B) == 6_050_882_784
+    assert memory_need(SIX_B, "fp32") == (31_719_723_904, "GPT-J at fp32 needs 31.7 GB (24.2 GB of weights, "
+                                          "7.5 GB for a 4-beam, 2048-token key/value cache)")
+    assert memory_need(SIX_B, "bf16")[0] == 15_859_861_952
+    big = tmp_path / "checkpoint-final"
+    big.mkdir()
+    (big / "config.json").write_text(json.dumps(SIX_B))
+    assert memory_refusal("node9", TASK, big, "fp32", 16 * 2**30) == (
+        "node9 cannot hold gptj-99: GPT-J at fp32 needs 31.7 GB (24.2 GB of weights, 7.5 GB for a 4-beam, "
+        "2048-token key/value cache), and node9 has 17.2 GB of memory; run it on a host with more, or at "
+        "bf16 where its CPU or GPU computes it natively (fleet_tuning: {precision: bf16})")
+    assert memory_refusal("node9", TASK, big, "bf16", 16 * 2**30) is None
+    assert memory_refusal("node9", "dlrm-v2-99", big, "fp32", 1) is None  # a task that does not say
+
+
+def test_the_backend_refuses_a_model_the_node_cannot_hold_before_loading(model_dir, tmp_path: Path) -> None:
+    huge = tmp_path / "checkpoint-final"
+    shutil.copytree(model_dir, huge)
+    (huge / "config.json").write_text(json.dumps({**SIX_B, "n_layer": 28_000}))  # ~32 TB: no node has it
+    task = get_task(TASK)
+    line = (r"^gptj-99 cannot load here: GPT-J at fp32 needs \d+\.\d GB .*, and this node has \d+\.\d GB of "
+            r"available memory: run it where")
+    with pytest.raises(HarnessError, match=line) as caught:
+        open_backend("pytorch", huge, task, BackendOptions(threads=1))
+    assert "\n" not in str(caught.value)

@@ -96,6 +96,23 @@ def import_torch() -> Any:
     return torch
 
 
+def _check_memory(torch: Any, task: Task, model: Path, precision: str, device: str) -> None:
+    """Refuse, before loading, a model the device cannot hold (fleet/harness/capacity.py)."""
+    from fleet.harness.capacity import device_refusal
+    from fleet.harness.hostfacts import meminfo_bytes
+
+    need = task.memory_need(model, precision)
+    if need is None:
+        return
+    if device == "cuda":
+        have, what = int(torch.cuda.mem_get_info()[0]), "free GPU"
+    else:
+        have, what = meminfo_bytes("MemAvailable"), "available"
+    problem = device_refusal(need, have, what, precision) if have is not None else None
+    if problem:
+        raise HarnessError(f"{task.name} cannot load here: {problem}")
+
+
 def _set_threads(torch: Any, threads: int) -> None:
     torch.set_num_threads(threads)
     # One inference thread: no inter-op parallelism to feed. A second backend in the same
@@ -177,6 +194,7 @@ class PyTorchBackend:
                                     gpu_bf16=device == "cuda" and bool(torch.cuda.is_bf16_supported()))
         if problem:
             raise HarnessError(f"the pytorch backend cannot run {precision} here: {problem}")
+        _check_memory(torch, task, Path(model), precision, device)
         self.precision = precision
         self.dtype = getattr(torch, PRECISIONS[precision])
         self.threads = int(options.threads or intra_op_threads()[0])

@@ -38,11 +38,12 @@ REGISTRY: dict[str, str] = {
 }
 
 # task -> "module:function"; function(samples: int) -> one line saying what a synthetic set of
-# that size takes (rows, disk, RAM), for tasks whose sets at the submission profile's size are
-# big enough that a run should say so before it starts (the maker checks the node's room).
+# that size takes (DLRM-v2: rows, disk and RAM, which the maker checks; GPT-J: the teacher's
+# generation of every reference), for tasks whose sets at the submission profile's size are
+# big enough that a run should say so before it starts.
 NEEDS: dict[str, str] = {
-    "dlrm-v2-99": "fleet.harness.synthetic.dlrm_assets:needs_line",
-    "dlrm-v2-99.9": "fleet.harness.synthetic.dlrm_assets:needs_line",
+    "dlrm-v2-99": "fleet.harness.synthetic.dlrm_assets:plan_line",
+    "dlrm-v2-99.9": "fleet.harness.synthetic.dlrm_assets:plan_line",
     "gptj-99": "fleet.harness.synthetic.gptj_assets:needs_line",
     "gptj-99.9": "fleet.harness.synthetic.gptj_assets:needs_line",
 }

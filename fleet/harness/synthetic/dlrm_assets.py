@@ -77,6 +77,12 @@ def needs_line(samples: int) -> str:
             f"{size.loaded_bytes / 1e9:.1f} GB of RAM for LoadGen's loaded samples")
 
 
+def plan_line(samples: int) -> str:
+    """needs_line, and what a node does about it (synthetic.NEEDS)."""
+    return (f"{needs_line(samples)}; each node that runs it checks its free disk and RAM before making it, "
+            f"and refuses in one line")
+
+
 def build_teacher(variant: str, seed: int) -> Any:
     import torch
 

@@ -4,7 +4,9 @@ The model is a two-layer GPT-J (rotary attention, a 64-wide residual stream) sav
 `save_pretrained` in `checkpoint-final/`, beside a byte-level BPE tokenizer trained here with
 `tokenizers` on the set's own text (vocab.json + merges.txt and tokenizer.json, eos = pad =
 `<|endoftext|>`, as GPT-J's). The articles are sentences of made-up words under the reference's
-instruction, one of them long enough that its prompt is cut at 1919 tokens. Each reference
+instruction; in the `full` variant the last one is long enough that its prompt is cut at 1919
+tokens, as long CNN articles are (`small` keeps every prompt short, for quick runs: a batch
+is padded to its longest prompt, and beam search runs each prompt four times). Each reference
 summary (`output`) is the teacher's own beam-search generation from the article's prompt
 (batch 1, the rules' settings), decoded: a correct harness scores ROUGE 100, and one that
 shuffles the articles, decodes greedily or builds another prompt scores clearly less.
@@ -34,8 +36,8 @@ INSTRUCTION = "Summarize the following news article:"
 EOS = "<|endoftext|>"
 VOCAB = 1024
 SYLLABLES = ("ka", "lo", "mi", "ra", "te", "su", "no", "vi", "da", "pe", "zo", "gu", "he", "ri", "ma", "to")
-SIZES: dict[str, dict[str, int]] = {"small": {"n_layer": 2, "n_embd": 64, "n_head": 4, "rotary_dim": 16}}
-VARIANTS = ("small", "full")  # full: the same tiny network (GPT-J 6B's width is not a test asset)
+NETWORK = {"n_layer": 2, "n_embd": 64, "n_head": 4, "rotary_dim": 16}  # both variants
+VARIANTS = ("small", "full")  # full: one prompt past the 1919-token limit
 INIT_STD = 0.3
 EOS_BIAS = 6.0
 BLOCKED_BIAS = -30.0
@@ -51,13 +53,15 @@ def _sentence(rng: np.random.Generator, words: list[str]) -> str:
     return " ".join(rng.choice(words, size=int(rng.integers(5, 14)))).capitalize() + "."
 
 
-def make_articles(samples: int, seed: int) -> list[str]:
-    """`samples` articles of 3 to 9 sentences; the last one far past the 1919-token prompt limit."""
+def make_articles(samples: int, seed: int, long_last: bool) -> list[str]:
+    """`samples` articles of 3 to 9 sentences; with `long_last`, the last one far past the
+    1919-token prompt limit."""
     rng = np.random.default_rng([seed, 7])
     words = _words(rng)
     articles = [" ".join(_sentence(rng, words) for _ in range(int(rng.integers(3, 10))))
                 for _ in range(samples)]
-    articles[-1] = " ".join(_sentence(rng, words) for _ in range(400))
+    if long_last:
+        articles[-1] = " ".join(_sentence(rng, words) for _ in range(400))
     return articles
 
 
@@ -79,7 +83,7 @@ def train_tokenizer(texts: list[str], out: Path) -> Any:
     return cnndm.load_tokenizer_files(out)
 
 
-def build_teacher(tokenizer: Any, variant: str, seed: int) -> Any:
+def build_teacher(tokenizer: Any, seed: int) -> Any:
     """The tiny GPT-J: wide random weights, a head that says whole words, a bias on eos."""
     import torch
     from transformers import GPTJConfig, GPTJForCausalLM
@@ -87,8 +91,7 @@ def build_teacher(tokenizer: Any, variant: str, seed: int) -> Any:
     eos = tokenizer.eos_token_id
     torch.manual_seed(seed)
     config = GPTJConfig(vocab_size=len(tokenizer), n_positions=cnndm.MODEL_MAX_LENGTH, bos_token_id=eos,
-                        eos_token_id=eos, pad_token_id=eos, initializer_range=INIT_STD,
-                        **SIZES.get(variant, SIZES["small"]))
+                        eos_token_id=eos, pad_token_id=eos, initializer_range=INIT_STD, **NETWORK)
     model = GPTJForCausalLM(config).eval()
     allowed = torch.zeros(len(tokenizer), dtype=torch.bool)
     for token, i in tokenizer.get_vocab().items():
@@ -128,13 +131,13 @@ def make_gptj_assets(out: Path, samples: int | None, seed: int, variant: str,
     check_variant(variant, VARIANTS)
     samples = sample_count(task, samples, DEFAULT_SAMPLES, MIN_SAMPLES, "a shuffled order must be scorable")
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
-    articles = make_articles(samples, seed)
+    articles = make_articles(samples, seed, long_last=variant == "full")
     model_dir, dataset = out / MODEL_DIR, out / DATASET_DIR
     template = cnndm.PROMPT.format(instruction=INSTRUCTION, input="")
     tokenizer = train_tokenizer([template, *articles], model_dir)
     items = [cnndm.Article(INSTRUCTION, a, "") for a in articles]
     prompts = cnndm.encode_prompts(tokenizer, items, dataset)
-    model = build_teacher(tokenizer, variant, seed)
+    model = build_teacher(tokenizer, seed)
     ids = summarise(model, tokenizer, prompts)
     texts = tokenizer.batch_decode([i.tolist() for i in ids], skip_special_tokens=True)
     summaries = [s.strip() for s in texts]

@@ -122,6 +122,16 @@ class Task(ABC):
         """
         raise HarnessError(f"{self.name} has no PyTorch model")
 
+    def memory_need(self, model: Path, precision: str) -> tuple[int, str] | None:
+        """Bytes a backend needs to hold `model` at `precision` and run it, and how they add up
+        (one clause); None where the task does not say (models that fit any node).
+
+        The controller compares it with each node's memory once provisioning has gathered the
+        facts, before anything is deployed, and the pytorch backend with the device's memory
+        before it loads: a model that cannot fit is refused in one line, not an hour into a run.
+        """
+        return None
+
     @abstractmethod
     def open(self, dataset_dir: Path, cache_dir: Path) -> None:
         """Index the dataset, check every file, fill the preprocessed cache."""

@@ -46,6 +46,17 @@ class GPTJ(Task):
 
         return load_gptj(path)
 
+    def memory_need(self, model: Path, precision: str) -> tuple[int, str] | None:
+        import json
+
+        from fleet.harness.tasks.gptj_generate import PRECISION_BYTES, memory_need
+
+        try:
+            config = json.loads((Path(model) / "config.json").read_text(encoding="utf-8"))
+            return memory_need(config, precision) if precision in PRECISION_BYTES else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # loading the model says what is wrong with it
+
     @property
     def tokenizer(self) -> Any:
         """The checkpoint's tokenizer (None without a model), loaded once."""

@@ -25,6 +25,29 @@ GENERATION: dict[str, Any] = {"num_beams": 4, "early_stopping": True, "max_new_t
 MODEL_TYPE = "gptj"
 
 
+PRECISION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+
+
+def parameter_count(config: dict[str, Any]) -> int:
+    """GPT-J's parameters from its config.json: 6,050,882,784 for GPT-J 6B."""
+    d, layers, vocab = int(config["n_embd"]), int(config["n_layer"]), int(config["vocab_size"])
+    inner = int(config.get("n_inner") or 4 * d)
+    block = 2 * d + 4 * d * d + (d * inner + inner) + (inner * d + d)  # ln_1, q/k/v/out, fc_in, fc_out
+    return vocab * d + layers * block + 2 * d + (d * vocab + vocab)  # wte, blocks, ln_f, lm_head
+
+
+def memory_need(config: dict[str, Any], precision: str) -> tuple[int, str]:
+    """Weights plus the key/value cache of one prompt's beam search at full length, at `precision`."""
+    width = PRECISION_BYTES[precision]
+    weights = parameter_count(config) * width
+    positions = int(config.get("n_positions") or 2048)
+    beams = int(GENERATION["num_beams"])
+    cache = 2 * int(config["n_layer"]) * int(config["n_embd"]) * positions * beams * width
+    total = weights + cache
+    return total, (f"GPT-J at {precision} needs {total / 1e9:.1f} GB ({weights / 1e9:.1f} GB of weights, "
+                   f"{cache / 1e9:.1f} GB for a {beams}-beam, {positions}-token key/value cache)")
+
+
 def _one_line(exc: BaseException, limit: int) -> str:
     return " ".join(str(exc).split())[:limit]
 
