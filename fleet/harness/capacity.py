@@ -13,23 +13,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fleet.harness.tasks.base import MemoryNeed
+
 
 def memory_refusal(host: str, task: str, model: Path, precision: str, memory_bytes: int) -> str | None:
     """One line when `host` (with `memory_bytes`) cannot hold `model`; None when it can or no one says."""
     from fleet.harness.tasks import task_class
 
     need = task_class(task)().memory_need(model, precision)
-    if need is None or need[0] <= memory_bytes:
+    if need is None or need.bytes <= memory_bytes:
         return None
-    return (f"{host} cannot hold {task}: {need[1]}, and {host} has {memory_bytes / 1e9:.1f} GB of memory; "
+    return (f"{host} cannot hold {task}: {need.why}, and {host} has {memory_bytes / 1e9:.1f} GB of memory; "
             f"run it on a host with more{_smaller(precision)}")
 
 
-def device_refusal(need: tuple[int, str], have: int, what: str, precision: str) -> str | None:
+def device_refusal(need: MemoryNeed, have: int, what: str, precision: str) -> str | None:
     """The node-side line: the need against the device's `have` bytes of `what` memory."""
-    if need[0] <= have:
+    if need.bytes <= have:
         return None
-    return (f"{need[1]}, and this node has {have / 1e9:.1f} GB of {what} memory: run it where there is "
+    return (f"{need.why}, and this node has {have / 1e9:.1f} GB of {what} memory: run it where there is "
             f"more{_smaller(precision)}")
 
 

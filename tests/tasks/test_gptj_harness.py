@@ -318,9 +318,12 @@ def test_the_memory_need_is_the_weights_and_a_beam_search_cache(model_dir, backe
     tiny = json.loads((model_dir / "config.json").read_text())
     assert parameter_count(tiny) == sum(p.numel() for p in backend.module.parameters())
     assert parameter_count(SIX_B) == 6_050_882_784
-    assert memory_need(SIX_B, "fp32") == (31_719_723_904, "GPT-J at fp32 needs 31.7 GB (24.2 GB of weights, "
-                                          "7.5 GB for a 4-beam, 2048-token key/value cache)")
-    assert memory_need(SIX_B, "bf16")[0] == 15_859_861_952
+    fp32 = memory_need(SIX_B, "fp32")
+    assert (fp32.bytes, fp32.per_sample) == (31_719_723_904, 7_516_192_768)
+    assert fp32.why == ("GPT-J at fp32 needs 31.7 GB (24.2 GB of weights, 7.5 GB for a 4-beam, 2048-token "
+                        "key/value cache)")
+    assert memory_need(SIX_B, "bf16").bytes == 15_859_861_952
+    assert fp32.largest_batch(64 * 2**30) == 5 and fp32.largest_batch(32 * 10**9) == 1
     big = tmp_path / "checkpoint-final"
     big.mkdir()
     (big / "config.json").write_text(json.dumps(SIX_B))
@@ -342,3 +345,20 @@ def test_the_backend_refuses_a_model_the_node_cannot_hold_before_loading(model_d
     with pytest.raises(HarnessError, match=line) as caught:
         open_backend("pytorch", huge, task, BackendOptions(threads=1))
     assert "\n" not in str(caught.value)
+
+
+def test_the_batch_sizes_tried_stop_where_the_memory_does(model_dir, tmp_path: Path) -> None:
+    """A model whose per-prompt cache is a third of the node's memory: batches of about 3 at most."""
+    from fleet.harness.hostfacts import meminfo_bytes
+
+    config = json.loads((model_dir / "config.json").read_text())
+    per_position = 2 * config["n_layer"] * config["n_embd"] * 4 * 4  # k and v, 4 beams, fp32
+    third = tmp_path / "checkpoint-final"
+    shutil.copytree(model_dir, third)
+    config["n_positions"] = int(meminfo_bytes("MemAvailable") / 3 / per_position)
+    (third / "config.json").write_text(json.dumps(config))
+    opened = open_backend("pytorch", third, get_task(TASK), BackendOptions(threads=1))
+    try:
+        assert 2 <= opened.max_useful_batch <= 4
+    finally:
+        opened.close()

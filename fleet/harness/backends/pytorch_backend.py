@@ -96,21 +96,25 @@ def import_torch() -> Any:
     return torch
 
 
-def _check_memory(torch: Any, task: Task, model: Path, precision: str, device: str) -> None:
-    """Refuse, before loading, a model the device cannot hold (fleet/harness/capacity.py)."""
+def _check_memory(torch: Any, task: Task, model: Path, precision: str, device: str) -> int:
+    """Refuse, before loading, a model the device cannot hold (fleet/harness/capacity.py); the
+    largest batch its memory holds (no limit where the task does not say)."""
     from fleet.harness.capacity import device_refusal
     from fleet.harness.hostfacts import meminfo_bytes
 
     need = task.memory_need(model, precision)
     if need is None:
-        return
+        return MAX_USEFUL_BATCH[device]
     if device == "cuda":
         have, what = int(torch.cuda.mem_get_info()[0]), "free GPU"
     else:
         have, what = meminfo_bytes("MemAvailable"), "available"
-    problem = device_refusal(need, have, what, precision) if have is not None else None
+    if have is None:
+        return MAX_USEFUL_BATCH[device]
+    problem = device_refusal(need, have, what, precision)
     if problem:
         raise HarnessError(f"{task.name} cannot load here: {problem}")
+    return need.largest_batch(have)
 
 
 def _set_threads(torch: Any, threads: int) -> None:
@@ -194,13 +198,14 @@ class PyTorchBackend:
                                     gpu_bf16=device == "cuda" and bool(torch.cuda.is_bf16_supported()))
         if problem:
             raise HarnessError(f"the pytorch backend cannot run {precision} here: {problem}")
-        _check_memory(torch, task, Path(model), precision, device)
+        batch_cap = _check_memory(torch, task, Path(model), precision, device)
         self.precision = precision
         self.dtype = getattr(torch, PRECISIONS[precision])
         self.threads = int(options.threads or intra_op_threads()[0])
         self.device = torch.device(device)
         self.execution_provider = device
-        self.max_useful_batch = MAX_USEFUL_BATCH[device]
+        # The batch sizes the harness tries stop where the memory does (an LLM's per-prompt cache).
+        self.max_useful_batch = max(1, min(MAX_USEFUL_BATCH[device], batch_cap))
         self._outputs = [spec.name for spec in task.outputs]
         self._own = _OwnThread()
         try:

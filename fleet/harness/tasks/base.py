@@ -73,6 +73,22 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class MemoryNeed:
+    """What holding a model and running one sample takes (`bytes`, said in `why`), and what each
+    more sample of a batch adds (`per_sample`: an LLM's key/value cache)."""
+
+    bytes: int
+    why: str
+    per_sample: int = 0
+
+    def largest_batch(self, have: int) -> int:
+        """The largest batch `have` bytes hold (at least 1: a batch of one is refused elsewhere)."""
+        if not self.per_sample or have <= self.bytes:
+            return 1 if self.per_sample else 1 << 30
+        return 1 + (have - self.bytes) // self.per_sample
+
+
+@dataclass(frozen=True)
 class AccuracyResult:
     """What an accuracy script printed (accuracy.txt, no hash line) and its first metric."""
 
@@ -122,13 +138,14 @@ class Task(ABC):
         """
         raise HarnessError(f"{self.name} has no PyTorch model")
 
-    def memory_need(self, model: Path, precision: str) -> tuple[int, str] | None:
-        """Bytes a backend needs to hold `model` at `precision` and run it, and how they add up
-        (one clause); None where the task does not say (models that fit any node).
+    def memory_need(self, model: Path, precision: str) -> MemoryNeed | None:
+        """What a backend needs to hold `model` at `precision` and run it; None where the task
+        does not say (models that fit any node).
 
         The controller compares it with each node's memory once provisioning has gathered the
         facts, before anything is deployed, and the pytorch backend with the device's memory
         before it loads: a model that cannot fit is refused in one line, not an hour into a run.
+        The backend also caps the batch sizes the harness tries at what the memory holds.
         """
         return None
 

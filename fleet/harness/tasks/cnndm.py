@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.harness.errors import HarnessError
+from fleet.harness.jsonfile import read_json
 
 DATASET_FILE = "cnn_eval.json"
 FIELDS = ("instruction", "input", "output")
@@ -50,13 +51,8 @@ def dataset_path(dataset_dir: Path) -> Path:
 def read_articles(dataset_dir: Path) -> list[Article]:
     """Every item of cnn_eval.json; one HarnessError line naming the file and item otherwise."""
     path = dataset_path(dataset_dir)
-    try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HarnessError(f"dataset {dataset_dir}: {path.name} does not exist (the reference's "
-                           f"download_cnndm.py writes it)") from None
-    except (OSError, ValueError) as exc:
-        raise HarnessError(f"dataset {path}: not readable JSON ({exc})") from None
+    items = read_json(path, HarnessError, "dataset {dir}: {path.name} does not exist (the reference's "
+                      "download_cnndm.py writes it)", "dataset {path}: not JSON ({exc})", dir=dataset_dir)
     if not isinstance(items, list) or not items:
         raise HarnessError(f"dataset {path}: expected a non-empty JSON list of "
                            f"{{{', '.join(FIELDS)}}} items")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from fleet.harness.tasks import cnndm
-from fleet.harness.tasks.base import AccuracyResult, Indices, Task, TensorSpec, scoring
+from fleet.harness.tasks.base import AccuracyResult, Indices, MemoryNeed, Task, TensorSpec, scoring
 
 INPUT_IDS = "input_ids"  # the QSL's per-article prompt ids
 GENERATED = "generated"  # infer's per-article new token ids
@@ -46,7 +46,7 @@ class GPTJ(Task):
 
         return load_gptj(path)
 
-    def memory_need(self, model: Path, precision: str) -> tuple[int, str] | None:
+    def memory_need(self, model: Path, precision: str) -> MemoryNeed | None:
         import json
 
         from fleet.harness.tasks.gptj_generate import PRECISION_BYTES, memory_need

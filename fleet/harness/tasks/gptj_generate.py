@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from fleet.harness.errors import HarnessError
+from fleet.harness.tasks.base import MemoryNeed
 
 GENERATION: dict[str, Any] = {"num_beams": 4, "early_stopping": True, "max_new_tokens": 128,
                               "min_new_tokens": 30}
@@ -36,16 +37,18 @@ def parameter_count(config: dict[str, Any]) -> int:
     return vocab * d + layers * block + 2 * d + (d * vocab + vocab)  # wte, blocks, ln_f, lm_head
 
 
-def memory_need(config: dict[str, Any], precision: str) -> tuple[int, str]:
-    """Weights plus the key/value cache of one prompt's beam search at full length, at `precision`."""
+def memory_need(config: dict[str, Any], precision: str) -> MemoryNeed:
+    """Weights plus the key/value cache of one prompt's beam search at full length, at `precision`;
+    each more prompt of a batch adds its own cache."""
     width = PRECISION_BYTES[precision]
     weights = parameter_count(config) * width
     positions = int(config.get("n_positions") or 2048)
     beams = int(GENERATION["num_beams"])
     cache = 2 * int(config["n_layer"]) * int(config["n_embd"]) * positions * beams * width
     total = weights + cache
-    return total, (f"GPT-J at {precision} needs {total / 1e9:.1f} GB ({weights / 1e9:.1f} GB of weights, "
-                   f"{cache / 1e9:.1f} GB for a {beams}-beam, {positions}-token key/value cache)")
+    return MemoryNeed(total, f"GPT-J at {precision} needs {total / 1e9:.1f} GB ({weights / 1e9:.1f} GB of "
+                             f"weights, {cache / 1e9:.1f} GB for a {beams}-beam, {positions}-token key/value "
+                             f"cache)", per_sample=cache)
 
 
 def _one_line(exc: BaseException, limit: int) -> str:
