@@ -8,6 +8,7 @@ sshd and iproute2; without them the tests that use it are skipped with the reaso
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# torch._dynamo (imported by transformers' generation code) registers a polyfill for sys.intern,
+# which ansible-core replaces with an object of its own when imported: once the controller tests
+# have imported ansible in this process, importing GPT-J's transformers code would fail. Nodes
+# and the controller never import both; this one process does, so dynamo comes first.
+with contextlib.suppress(ImportError):  # no torch: the tests that need it are skipped
+    import torch._dynamo  # noqa: F401
 
 from harnessenv import AssetShelf
 from testnodes import TestNodes, free_slot, why_unavailable

@@ -117,6 +117,6 @@ def test_shuffled_labels_collapse_accuracy(full_runs, full_assets, tmp_path):
 
 def test_unknown_synth_task_and_variant(tmp_path):
     with pytest.raises(HarnessError, match="no synthetic assets"):
-        synthesize("gptj-99", tmp_path, 4)
+        synthesize("gpt3-99", tmp_path, 4)
     with pytest.raises(HarnessError, match="unknown variant"):
         synthesize("resnet50", tmp_path, 4, variant="huge")

@@ -1,6 +1,9 @@
 """Run the official v3.1 `language/gpt-j/evaluation.py` offline, with the shims fleet uses and nothing else.
 
-    python gptj_official.py EVALUATION_PY TOKENIZER_DIR --mlperf-accuracy-file LOG --dataset-file JSON
+    python gptj_official.py EVALUATION_PY TOKENIZER_DIR JSON LOG [LOG ...]
+
+runs `evaluation.py --mlperf-accuracy-file LOG --dataset-file JSON` for each LOG in turn, in
+one process (transformers and torch are imported once).
 
 Three things in the script reach the network, each replaced by what it computes:
 - `evaluate.load("rouge")`: Hugging Face's rouge metric is rouge_score's RougeScorer over
@@ -56,11 +59,13 @@ def install_shims(tokenizer_dir: str) -> None:
 
 
 def main() -> None:
-    script, tokenizer_dir, *args = sys.argv[1:]
+    script, tokenizer_dir, dataset, *logs = sys.argv[1:]
     install_shims(tokenizer_dir)
     sys.path.insert(0, str(Path(script).parent))
-    sys.argv = [script, *args]
-    runpy.run_path(script, run_name="__main__")
+    for log in logs:
+        sys.argv = [script, "--mlperf-accuracy-file", log, "--dataset-file", dataset]
+        runpy.run_path(script, run_name="__main__")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -302,7 +302,8 @@ def test_a_synthetic_set_says_what_it_needs_and_refuses_a_node_without_room(tmp_
     line = needs(TASK, 204_800)
     assert line == ("a synthetic DLRM-v2 set of 204800 aggregated samples is 55,344,600 evaluation rows "
                     "(110,689,200 in day_23), 100.9 GB on the node's disk, and 50.5 GB of RAM for "
-                    "LoadGen's loaded samples")
+                    "LoadGen's loaded samples; each node that runs it checks its free disk and RAM before "
+                    "making it, and refuses in one line")
     assert needs("resnet50", 1024) is None and needs(TASK, None) is None
     monkeypatch.setattr(dlrm_assets.shutil, "disk_usage", lambda p: type("U", (), {"free": 10**9})())
     room = r"set of 4096 aggregated samples .* has 1\.0 GB free: free \d+\.\d GB there"

@@ -83,16 +83,19 @@ def write_log(path: Path, payloads: list[np.ndarray], order: list[int] | None = 
     return path
 
 
-def official_metrics(official: Path, model_dir: Path, log: Path, dataset: Path) -> dict[str, float]:
-    """The official evaluation.py's result dict, run offline (gptj_official.py's shims)."""
+def official_metrics(official: Path, model_dir: Path, logs: list[Path],
+                     dataset: Path) -> list[dict[str, float]]:
+    """The official evaluation.py's result dict for each log, run offline (gptj_official.py's shims)."""
     script = official / "language" / "gpt-j" / "evaluation.py"
-    args = ["--mlperf-accuracy-file", str(log), "--dataset-file", str(cnndm.dataset_path(dataset))]
-    shimmed = [sys.executable, str(HERE / "gptj_official.py"), str(script), str(model_dir)]
-    proc = subprocess.run([*shimmed, *args], capture_output=True, text=True, timeout=300, check=False)
+    shimmed = [sys.executable, str(HERE / "gptj_official.py"), str(script), str(model_dir),
+               str(cnndm.dataset_path(dataset))]
+    proc = subprocess.run([*shimmed, *map(str, logs)], capture_output=True, text=True, timeout=300,
+                          check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("{'rouge1'"))
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{'rouge1'")]
+    assert len(lines) == len(logs), proc.stdout[-3000:]
     # NumPy 2 prints np.float64(42.1) where NumPy 1 printed 42.1: read the numbers either way.
-    return {k: float(v) for k, v in re.findall(r"'(\w+)': (?:np\.\w+\()?([\d.]+)", line)}
+    return [{k: float(v) for k, v in re.findall(r"'(\w+)': (?:np\.\w+\()?([\d.]+)", ln)} for ln in lines]
 
 
 def test_synth_writes_the_reference_format_with_diverse_teacher_summaries(assets, model_dir, task_on) -> None:
@@ -156,9 +159,9 @@ def test_fleet_rouge_equals_the_official_evaluation_script(official_inference, m
             "rotated": write_log(tmp_path / "rotated.json", responses, rotated)}
     entries = json.loads(logs["rotated"].read_text())  # a second response of a sample is never scored
     logs["rotated"].write_text(json.dumps(entries + json.loads(logs["right"].read_text())[:3]))
-    for name, log in logs.items():
+    officials = official_metrics(official_inference, model_dir, list(logs.values()), assets.dataset)
+    for (name, log), official in zip(logs.items(), officials, strict=True):
         ours = task_on.accuracy(log, assets.dataset)
-        official = official_metrics(official_inference, model_dir, log, assets.dataset)
         metrics = rouge_accuracy.score_accuracy_log(log, assets.dataset, task_on.tokenizer).metrics
         assert metrics == pytest.approx(official, abs=0), name
         assert ours.value == metrics["rouge1"]

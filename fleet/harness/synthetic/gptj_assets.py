@@ -115,7 +115,10 @@ def summarise(model: Any, tokenizer: Any, prompts: list[list[int]]) -> list[np.n
 
 
 def check_diverse(summaries: list[str], lengths: list[int]) -> None:
-    distinct = sum(1 for s in summaries if summaries.count(s) == 1)
+    from collections import Counter
+
+    counts = Counter(summaries)
+    distinct = sum(1 for s in summaries if counts[s] == 1)
     if distinct < MIN_DISTINCT * len(summaries):
         raise ValueError(f"only {distinct} of {len(summaries)} teacher summaries differ from all others")
     if len(set(lengths)) < 2:
