@@ -171,22 +171,15 @@ class RawGptj:
 
     def __init__(self, model: Path, prompts: list[np.ndarray]) -> None:
         from fleet.harness.tasks import cnndm
-        from fleet.harness.tasks.gptj_generate import load_gptj
+        from fleet.harness.tasks.gptj_generate import Generator, load_gptj
 
-        self.model = load_gptj(model).eval()
-        self.eos = cnndm.load_tokenizer(model).eos_token_id
+        self.generate = Generator(load_gptj(model).eval().generate, cnndm.load_tokenizer(model).eos_token_id)
         self.prompts = prompts
         self.new_tokens: list[int] = []
 
     def _generate(self, prompts: list[np.ndarray]) -> list[int]:
-        import torch
-
-        from fleet.harness.tasks.gptj_generate import GENERATION, left_padded, new_tokens
-
-        ids, mask = left_padded(prompts, self.eos)
-        out = self.model.generate(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
-                                  pad_token_id=self.eos, **GENERATION)
-        return [len(new_tokens(row, self.eos)) for row in out[:, ids.shape[1]:].numpy()]
+        """New tokens per prompt of one left-padded `generate` call (the harness's own wrapper)."""
+        return [len(ids) for ids in self.generate(prompts)]
 
     def __call__(self, sess, data, batch: int, seconds: float) -> float:
         import torch

@@ -265,20 +265,18 @@ class _Run:
         kept = []
         for host in hosts:
             memory_mb = self.state.nodes[host].facts.get("memory_mb")
-            node = self.inventory.node(host)
-            refused: dict[str, str] = {}
             # GPU memory is not in the facts: on a GPU host the node's backend checks it.
-            known = isinstance(memory_mb, (int, float)) and node.accelerator == "cpu"
-            for job in (j for j in self.todo if j.host == host and known):
-                if job.task in refused:
-                    continue
-                spec = self._spec_of(job)
+            if not isinstance(memory_mb, (int, float)) or self.inventory.node(host).accelerator != "cpu":
+                kept.append(host)
+                continue
+            refused: dict[str, str] = {}
+            for job in (j for j in self.todo if j.host == host and j.task not in refused):
                 task_dir = Path(self.settings.artifacts or "") / job.task
                 try:
                     model = task_dir / asset_names(task_dir, job.task)[0]
                 except FleetError:
                     continue  # staging the assets says what is wrong
-                why = memory_refusal(host, job.task, model, spec.tuning.precision or "fp32",
+                why = memory_refusal(host, job.task, model, self._spec_of(job).tuning.precision or "fp32",
                                      int(memory_mb) * 2**20)
                 if why:
                     refused[job.task] = why

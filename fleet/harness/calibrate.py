@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fleet.harness.errors import HarnessError
+from fleet.harness.errors import HarnessError, one_line
 from fleet.harness.qsl import RunErrors, SampleStore
 from fleet.harness.sut import build_responses, inference_call
 from fleet.harness.tasks.base import Task
@@ -131,7 +131,7 @@ class Calibrator:
             spent = time.perf_counter() - start
         except Exception as exc:
             raise HarnessError(f"the backend fails on a batch of {batch}: {type(exc).__name__}: "
-                               f"{' '.join(str(exc).split())[:300]}") from None
+                               f"{one_line(exc, 300)}") from None
         runs = len(times)
         if len(times) > 2:
             times = times[1:]  # a new batch size may still grow buffers on its first run

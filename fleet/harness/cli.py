@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from fleet import __version__
-from fleet.harness.errors import HarnessError
+from fleet.harness.errors import HarnessError, one_line
 from fleet.harness.spec import RunSpec, SpecError, Tuning
 
 PROG = "fleet.harness"
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise HarnessError("a command is needed: run, tune, synth or facts (see --help)")
         return {"run": _run, "tune": _tune, "synth": _synth, "facts": _facts}[args.command](args)
     except (HarnessError, SpecError) as exc:
-        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; finished runs are in the manifest", file=sys.stderr)

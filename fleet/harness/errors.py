@@ -9,11 +9,17 @@ stderr and exits 1 without a traceback. Anything else escaping is a bug.
 from __future__ import annotations
 
 
+def one_line(text: object, limit: int | None = None) -> str:
+    """`text` (an exception's message, say) with its whitespace runs made single spaces, cut at
+    `limit` characters: how a library's multi-line complaint goes into one line."""
+    return " ".join(str(text).split())[:limit]
+
+
 class HarnessError(Exception):
     """A problem the user can fix (bad option, missing asset, wrong model); one line."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
+        super().__init__(one_line(message))
 
 
 class ScenarioInfeasible(HarnessError):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from fleet.harness.errors import one_line
 from fleet.harness.tasks.base import Task, TensorSpec
 
 
@@ -28,7 +29,7 @@ class RunErrors:
         with self._lock:
             self.count += 1
             if self.first is None:
-                text = " ".join(str(exc).split()) or type(exc).__name__
+                text = one_line(exc) or type(exc).__name__
                 self.first = f"{where}: {type(exc).__name__}: {text}"[:500]
 
     def summary(self) -> str | None:

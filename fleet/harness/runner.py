@@ -29,7 +29,7 @@ from fleet.harness.calibrate import Calibrator
 from fleet.harness.compliance.audit import audit_config_text
 from fleet.harness.compliance.verify import read_summary, verify_accuracy, verify_performance
 from fleet.harness.detail_log import read_detail
-from fleet.harness.errors import HarnessError, ScenarioInfeasible
+from fleet.harness.errors import HarnessError, ScenarioInfeasible, one_line
 from fleet.harness.loadgen_runner import build_settings, loadgen, run_test
 from fleet.harness.planning import ScenarioPlan, plan_scenario, replan_after, retries_for, user_conf_text
 from fleet.harness.rules import v3_1 as rules
@@ -258,7 +258,7 @@ class Harness:
             entry["outcome"], entry["error"] = "failed", str(exc)
         except Exception as exc:  # a bug: keep the node going, keep the evidence
             entry["outcome"] = "failed"
-            entry["error"] = f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            entry["error"] = f"internal error: {type(exc).__name__}: {one_line(exc, 300)}"
             rdir.mkdir(parents=True, exist_ok=True)
             (rdir / "harness_traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
         entry["finished"] = _now()

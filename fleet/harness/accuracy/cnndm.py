@@ -82,7 +82,11 @@ def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, li
 
 def metrics_of(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float | int]:
     """The script's result dict from decoded texts, with plain Python numbers."""
-    preds, refs = postprocess(predictions), postprocess(references)
+    return metrics_of_processed(postprocess(predictions), postprocess(references))
+
+
+def metrics_of_processed(preds: Sequence[str], refs: Sequence[str]) -> dict[str, float | int]:
+    """metrics_of for texts already through `postprocess`."""
     scores = rouge(preds, refs)
     result: dict[str, float | int] = {k: float(round(np.mean(v) * 100, 4)) for k, v in scores.items()}
     result["gen_len"] = int(np.sum([len(p) for p in preds]))
@@ -123,11 +127,11 @@ def score_accuracy_log(accuracy_log: Path, dataset_dir: Path, tokenizer: Any) ->
         if len(r.data) % 8:
             raise ValueError(f"qsl_idx {r.qsl_idx}: {len(r.data)} bytes is not int64 token ids")
         ids.append(np.frombuffer(r.data, dtype=np.int64))
-    references = [articles[r.qsl_idx].output for r in kept]
-    metrics = metrics_of(decode(tokenizer, ids), references)
+    references = postprocess([articles[r.qsl_idx].output for r in kept])
+    metrics = metrics_of_processed(postprocess(decode(tokenizer, ids)), references)
     text = render(metrics)
     if synthetic_reference(dataset_dir):
-        length = sum(len(r) for r in postprocess(references))
+        length = sum(len(r) for r in references)
         ratio = metrics["gen_len"] / length if length else 0.0
         text += (f"synthetic set: gen_len is {ratio:.4f} x the references' {length} characters (the "
                  f"teacher model's own outputs); the v3.1 gen_len target belongs to the 13,368 real "

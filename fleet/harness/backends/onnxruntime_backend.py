@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fleet.harness.backends import BackendOptions, run_anywhere
-from fleet.harness.errors import HarnessError
+from fleet.harness.errors import HarnessError, one_line
 from fleet.harness.nodeinfo import intra_op_threads
 from fleet.harness.tasks.base import Task, TensorSpec
 
@@ -51,7 +51,7 @@ def _task_inputs(task: Task, names: list[str], model: Path) -> tuple[TensorSpec,
     try:
         return task.inputs_for(names)
     except ValueError as exc:
-        raise HarnessError(f"model {model} does not fit the task: {' '.join(str(exc).split())}") from None
+        raise HarnessError(f"model {model} does not fit the task: {one_line(exc)}") from None
 
 
 # Largest batch worth trying per execution provider: CPU kernels stop gaining well before 32

@@ -14,7 +14,6 @@ reaches a model hub. Its vocabulary must fit the model's embedding (`config.json
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,15 +97,21 @@ def load_tokenizer_files(model_dir: Path) -> Any:
     return tokenizer
 
 
+def checkpoint_config(model_dir: Path) -> dict[str, Any]:
+    """The checkpoint directory's config.json; HarnessError when it is missing or not a JSON object."""
+    path = Path(model_dir) / "config.json"
+    config = read_json(path, HarnessError, "model {dir}: config.json does not exist (a save_pretrained "
+                       "checkpoint directory has one)", "model {path}: not JSON ({exc})", dir=model_dir)
+    if not isinstance(config, dict):
+        raise HarnessError(f"model {path}: not a JSON object")
+    return config
+
+
 def model_vocab_size(model_dir: Path) -> int:
-    config = Path(model_dir) / "config.json"
     try:
-        return int(json.loads(config.read_text(encoding="utf-8"))["vocab_size"])
-    except FileNotFoundError:
-        raise HarnessError(f"model {model_dir}: config.json does not exist (a save_pretrained "
-                           f"checkpoint directory has one)") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise HarnessError(f"model {config}: no vocab_size ({exc})") from None
+        return int(checkpoint_config(model_dir)["vocab_size"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HarnessError(f"model {Path(model_dir) / 'config.json'}: no vocab_size ({exc})") from None
 
 
 def check_vocabulary(model_dir: Path, tokens: int) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from fleet.harness.errors import HarnessError
 from fleet.harness.tasks import cnndm
 from fleet.harness.tasks.base import AccuracyResult, Indices, MemoryNeed, Task, TensorSpec, scoring
 
@@ -47,14 +48,12 @@ class GPTJ(Task):
         return load_gptj(path)
 
     def memory_need(self, model: Path, precision: str) -> MemoryNeed | None:
-        import json
-
         from fleet.harness.tasks.gptj_generate import PRECISION_BYTES, memory_need
 
         try:
-            config = json.loads((Path(model) / "config.json").read_text(encoding="utf-8"))
+            config = cnndm.checkpoint_config(model)
             return memory_need(config, precision) if precision in PRECISION_BYTES else None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (HarnessError, KeyError, TypeError, ValueError):
             return None  # loading the model says what is wrong with it
 
     @property

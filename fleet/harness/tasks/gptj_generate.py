@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from fleet.harness.errors import HarnessError
+from fleet.harness.errors import HarnessError, one_line
 from fleet.harness.tasks.base import MemoryNeed
 
 GENERATION: dict[str, Any] = {"num_beams": 4, "early_stopping": True, "max_new_tokens": 128,
@@ -51,10 +51,6 @@ def memory_need(config: dict[str, Any], precision: str) -> MemoryNeed:
                              f"cache)", per_sample=cache)
 
 
-def _one_line(exc: BaseException, limit: int) -> str:
-    return " ".join(str(exc).split())[:limit]
-
-
 def load_gptj(path: Path) -> Any:
     """The checkpoint directory's GPT-J in fp32 (the backend casts it to the run's precision)."""
     import torch
@@ -69,14 +65,14 @@ def load_gptj(path: Path) -> Any:
     try:
         config = AutoConfig.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise HarnessError(f"model {path}: no readable config.json ({_one_line(exc, 200)})") from None
+        raise HarnessError(f"model {path}: no readable config.json ({one_line(exc, 200)})") from None
     if config.model_type != MODEL_TYPE:
         raise HarnessError(f"model {path}: config.json says model_type {config.model_type!r}, not "
                            f"{MODEL_TYPE!r} (GPT-J 6B's checkpoint-final directory)")
     try:
         return AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError, RuntimeError) as exc:
-        raise HarnessError(f"model {path}: the weights do not load ({_one_line(exc, 300)})") from None
+        raise HarnessError(f"model {path}: the weights do not load ({one_line(exc, 300)})") from None
 
 
 def left_padded(prompts: Sequence[np.ndarray], pad: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fleet.harness.errors import HarnessError
+from fleet.harness.errors import HarnessError, one_line
 from fleet.harness.tasks.unet3d_window import check_case_shape
 
 INDEX_FILE = "preprocessed_files.pkl"
@@ -129,5 +129,5 @@ def load_segmentation(dataset_dir: Path, case: Case) -> np.ndarray:
         volume = nibabel.load(str(path)).get_fdata()
     except Exception as exc:  # nibabel raises FileNotFoundError, ImageFileError, EOFError, ...
         raise HarnessError(f"dataset case {case.name}: cannot read {path} "
-                           f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+                           f"({type(exc).__name__}: {one_line(exc, 200)})") from None
     return volume.astype(np.uint8)

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fleet.harness.errors import HarnessError
+from fleet.harness.errors import HarnessError, one_line
 from fleet.harness.tasks.librispeech import LABELS
 
 BLANK = len(LABELS)  # the blank is the 29th class
@@ -161,7 +161,7 @@ def load_rnnt(path: Path) -> RNNT:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise HarnessError(f"model {path} does not fit the RNN-T architecture: "
-                           f"{' '.join(str(exc).split())[:300]}") from None
+                           f"{one_line(exc, 300)}") from None
     return model.eval()
 
 

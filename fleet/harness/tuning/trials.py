@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.harness.detail_log import read_detail
-from fleet.harness.errors import HarnessError
+from fleet.harness.errors import HarnessError, one_line
 from fleet.harness.planning import ScenarioPlan
 from fleet.harness.rules import v3_1 as rules
 from fleet.harness.runner import BackendWrapper, Harness
@@ -133,7 +133,7 @@ class TrialBench:
         except HarnessError as exc:
             trial.error = str(exc)
         except Exception as exc:  # a configuration that breaks the backend is a failed trial
-            trial.error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            trial.error = f"{type(exc).__name__}: {one_line(exc, 300)}"
         else:
             trial.ok = entry["outcome"] == "ok"
             trial.error = entry["error"]
