@@ -12,6 +12,7 @@ from typing import Any
 
 from fleet.harness import loadgen_conf
 from fleet.harness.errors import HarnessError
+from fleet.harness.heap import frozen_heap
 from fleet.harness.qsl import RunErrors, SampleStore
 from fleet.harness.sut import Engine, make_sut
 from fleet.harness.tasks.base import Task
@@ -55,7 +56,8 @@ def run_test(task: Task, backend: Any, scenario: str, settings: Any, run_dir: Pa
     log_settings.log_output.copy_summary_to_stdout = False
     log_settings.enable_trace = False
     try:
-        lg.StartTestWithLogSettings(sut.handle, qsl, settings, log_settings, str(run_dir / NO_AUDIT_FILE))
+        with frozen_heap():
+            lg.StartTestWithLogSettings(sut.handle, qsl, settings, log_settings, str(run_dir / NO_AUDIT_FILE))
     finally:
         sut.stop()
         lg.DestroyQSL(qsl)
