@@ -412,17 +412,19 @@ def run_on_edge_and_datacenter(task: str, run_id: str, testnodes, fleet_cache, r
 
 def test_unet3d_runs_on_edge_and_datacenter_and_the_official_checker_accepts_the_tree(
         full_run, testnodes, fleet_cache, official_inference, tmp_path):
-    """Issue 12 end to end: 3d-unet-99 on the edge node (SingleStream, Offline) and a datacenter
-    node (Offline), merged, `fleet check` and the official v3.1 checker from ../shared/external/."""
+    """Issue 12 end to end: 3d-unet-99 Offline on the edge node and a datacenter node, merged,
+    `fleet check` and the official v3.1 checker from ../shared/external/. Offline only: the
+    edge node's SingleStream needs LoadGen's 64 queries for early stopping at ~1.6 s a case on
+    its half core, 140 s of the suite's budget, and adds nothing the harness test of both
+    scenarios and resnet50's SingleStream on the lab do not check."""
     assert full_run[0].returncode == 0
     _, tree = run_on_edge_and_datacenter(  # accuracy: mean DICE on the teacher's labels
         "3d-unet-99", "unet", testnodes, fleet_cache, tmp_path,
-        {("node1", "SingleStream"), ("node1", "Offline"), ("node2", "Offline")}, accuracy=1.0)
-    acc = tree / "results" / "test_node1" / "3d-unet-99" / "SingleStream" / "accuracy" / "accuracy.txt"
+        {("node1", "Offline"), ("node2", "Offline")}, accuracy=1.0, more=("--scenario", "Offline"))
+    acc = tree / "results" / "test_node1" / "3d-unet-99" / "Offline" / "accuracy" / "accuracy.txt"
     assert acc.read_text().startswith("Accuracy: mean = 1.00000, kidney = 1.0000, tumor = 1.0000")
     assert_official_checker_reports_only_smoke_reductions(official_inference, tree, (
-        "test_node1/3d-unet-99/SingleStream", "test_node1/3d-unet-99/Offline",
-        "test_node2/3d-unet-99/Offline"))
+        "test_node1/3d-unet-99/Offline", "test_node2/3d-unet-99/Offline"))
 
 
 def test_rnnt_runs_on_the_pytorch_backend_and_the_official_checker_accepts_the_tree(

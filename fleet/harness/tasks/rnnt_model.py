@@ -14,7 +14,10 @@ become `joint.net`, and the featurizer's `fb`/`window` buffers are dropped (feat
 computed in rnnt_features.py). Loaded weights-only: a checkpoint is data, never code.
 
 `GreedyDecoder` is `ScriptGreedyDecoder`: per encoder frame, up to 30 symbols; the prediction
-state advances only when a non-blank symbol is emitted.
+state advances only when a non-blank symbol is emitted. One saving over the reference: it
+recomputes the prediction network after every blank, from the same label and state, so the
+same output; here it is computed once per emitted symbol (the labels are the same, and a
+frame that emits nothing costs one joint step instead of a joint and a prediction step).
 """
 
 from __future__ import annotations
@@ -185,15 +188,17 @@ class GreedyDecoder:
         """The greedy loop over the first `frames` encoder outputs enc (T', H)."""
         labels: list[int] = []
         state = None
+        g = new_state = None  # the prediction for (last label, state): unchanged until a symbol is emitted
         for t in range(frames):
             f = enc[t].view(1, 1, -1)
             for _ in range(self.max_symbols):
-                g, new_state = self.prediction(self._labels[labels[-1]] if labels else None, state)
+                if g is None:
+                    g, new_state = self.prediction(self._labels[labels[-1]] if labels else None, state)
                 k = int(self.joint(f, g)[0, 0, 0].argmax())
                 if k == BLANK:
                     break
                 labels.append(k)
-                state = new_state
+                state, g = new_state, None
         return labels
 
 
