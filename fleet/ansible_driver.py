@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleet.harness.errors import one_line
 from fleet.resources import resource_dir
 
 OK, FAILED, UNREACHABLE, NOT_RUN = "ok", "failed", "unreachable", "not run"
@@ -243,7 +244,7 @@ def _message(res: dict[str, Any]) -> str:
         msg = f"{msg}: {said}"
     elif not msg and res.get("rc") is not None:
         msg = f"exit code {res.get('rc')}"
-    return " ".join(str(msg).split())[:500]
+    return one_line(msg, 500)
 
 
 def _last_line(text: Any) -> str:

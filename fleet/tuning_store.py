@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from fleet.harness.errors import one_line
 from fleet.harness.jsonfile import write_json
 from fleet.harness.spec import RunSpec, Tuning
 from fleet.harness.tuning.digest import changed_fields, digest_fields, facts_digest
@@ -95,7 +96,7 @@ def store_run(run_dir: Path, state: RunState, inventory: Inventory, root: Path,
                 out.tuned.append((host, job.task, job.scenario))
             else:
                 why = (rec or {}).get("error") or job.error or "no tuning result"
-                out.failed.append((host, job.task, job.scenario, " ".join(str(why).split())[:300]))
+                out.failed.append((host, job.task, job.scenario, one_line(why, 300)))
         for task, scenarios in tasks.items():
             path = record_path(root, node.system_name, task)
             old = load(root, node.system_name, task)

@@ -462,7 +462,7 @@ def _invalid_reason(detail: Any) -> str:
                                      ("result_min_queries_met", "min queries"),
                                      ("early_stopping_met", "early stopping"))
               if detail.get(key) is False]
-    reason = " ".join(str(detail.get("result_invalid_reason") or "").split())
+    reason = one_line(detail.get("result_invalid_reason") or "")
     return "; ".join([*(f"{name} not satisfied" for name in failed), *([reason] if reason else [])])
 
 

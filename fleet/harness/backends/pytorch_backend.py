@@ -102,8 +102,7 @@ def _check_memory(torch: Any, task: Task, model: Path, precision: str, device: s
     from fleet.harness.capacity import device_refusal
     from fleet.harness.hostfacts import meminfo_bytes
 
-    need_of = getattr(task, "memory_need", None)  # duck-typed test tasks may not have it
-    need = need_of(model, precision) if need_of is not None else None
+    need = task.memory_need(model, precision)
     if need is None:
         return MAX_USEFUL_BATCH[device]
     if device == "cuda":

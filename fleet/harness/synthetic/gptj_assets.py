@@ -20,6 +20,7 @@ tokens, and eos gets a bias that ends summaries at different lengths. The set is
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +116,6 @@ def summarise(model: Any, tokenizer: Any, prompts: list[list[int]]) -> list[np.n
 
 
 def check_diverse(summaries: list[str], lengths: list[int]) -> None:
-    from collections import Counter
-
     counts = Counter(summaries)
     distinct = sum(1 for s in summaries if counts[s] == 1)
     if distinct < MIN_DISTINCT * len(summaries):

@@ -14,9 +14,9 @@ become `joint.net`, and the featurizer's `fb`/`window` buffers are dropped (feat
 computed in rnnt_features.py). Loaded weights-only: a checkpoint is data, never code.
 
 `GreedyDecoder` is `ScriptGreedyDecoder`: per encoder frame, up to 30 symbols; the prediction
-state advances only when a non-blank symbol is emitted. One saving over the reference: it
-recomputes the prediction network after every blank, from the same label and state, so the
-same output; here it is computed once per emitted symbol (the labels are the same, and a
+state advances only when a non-blank symbol is emitted. One saving over the reference, which
+recomputes the prediction network after every blank from the same label and state (so the
+same output): here it is computed once per emitted symbol (the labels are the same, and a
 frame that emits nothing costs one joint step instead of a joint and a prediction step).
 """
 

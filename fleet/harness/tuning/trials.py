@@ -160,7 +160,7 @@ class TrialBench:
         met = detail.get("result_min_duration_met")
         trial.min_duration_met = met if isinstance(met, bool) else None
         reason = detail.get("result_invalid_reason")
-        trial.invalid_reason = " ".join(str(reason).split()) if reason else None
+        trial.invalid_reason = one_line(reason) if reason else None
 
     @staticmethod
     def line(trial: Trial) -> str:
