@@ -53,6 +53,7 @@ class RunSettings:
     limit: list[str] = field(default_factory=list)
     cache_dir: str = ""
     bench_timeout_s: int = 0  # 0: from the profile
+    repeats: int = 0  # measured repeats of each performance run after the job (fleet sweep)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -36,6 +36,7 @@ from fleet.config import RunSettings
 from fleet.errors import FleetError, RunStateError
 from fleet.harness.cli import EXIT_INFEASIBLE
 from fleet.harness.jsonfile import write_json
+from fleet.harness.manifest import entry_key
 from fleet.harness.spec import RunSpec
 from fleet.inventory import Inventory, Node
 from fleet.plan import Job, job_spec, jobs_of
@@ -66,7 +67,8 @@ def new_state(
 ) -> RunState:
     """A fresh run.json state: every job pending."""
     jobs = {
-        job.id: JobState(job.id, job.host, job.task, job.scenario, list(job.modes)) for job in jobs_of(specs)
+        job.id: JobState(job.id, job.host, job.task, job.scenario, list(job.modes), repeat=job.repeat)
+        for job in jobs_of(specs, settings.repeats)
     }
     nodes = {n.name: NodeState(n.name, n.category, n.system_name) for n in inventory if n.name in specs}
     return RunState(
@@ -202,8 +204,16 @@ class _Run:
             self.state.save()
 
     def _extras(self, host: str) -> tuple[str, ...]:
-        """The wheelhouse extras `host` needs: its jobs' tasks and backends decide (pytorch brings torch)."""
-        return wheelhouse.extras_for((spec["task"], spec["backend"]) for spec in self.state.specs[host])
+        """The wheelhouse extras `host` needs: its jobs' tasks and backends decide (pytorch brings torch).
+
+        Synthetic assets are made on the node in the task's own model format, so a node on
+        another backend (the null backend) also gets the libraries that write that format."""
+        from fleet.harness.tasks import task_class
+
+        jobs = [(spec["task"], spec["backend"]) for spec in self.state.specs[host]]
+        if self.settings.uses_synthetic:
+            jobs += [(task, task_class(task).model_backends[0]) for task, _ in jobs]
+        return wheelhouse.extras_for(jobs)
 
     # ----- stages -----------------------------------------------------------------------
     @staticmethod
@@ -389,7 +399,9 @@ class _Run:
                 model, dataset = self.assets[host][job.task]
                 one = job_spec(spec, job.scenario, model, dataset)
                 one.run_id = self.state.run_id
-                slug = Job(job.host, job.task, job.scenario, tuple(job.modes)).slug
+                if job.repeat:
+                    one.repeat, one.modes = job.repeat, ["performance"]
+                slug = Job(job.host, job.task, job.scenario, tuple(job.modes), job.repeat).slug
                 jobs.append(
                     {
                         "id": job.id,
@@ -455,12 +467,12 @@ class _Run:
     def _evaluate(self, host: str) -> None:
         """Each attempted job's outcome from the collected manifest and the harness' exit."""
         manifest = collect_mod._read_json(self.run_dir / "raw" / host / collect_mod.MANIFEST) or {}
-        runs = {(r.get("task"), r.get("scenario"), r.get("mode")): r for r in manifest.get("runs", [])}
+        runs = {entry_key(r): r for r in manifest.get("runs", [])}
         for job in self.attempted.get(host, []):
             if job.status == FAILED:
                 continue
             rc, err = self.bench_rc.get(job.id, (None, "did not finish"))
-            entries = [runs.get((job.task, job.scenario, m)) for m in job.modes]
+            entries = [runs.get((job.task, job.scenario, m, job.repeat)) for m in job.modes]
             self._fill(job, [e for e in entries if e])
             infeasible = next((e for e in entries if e and e.get("outcome") == INFEASIBLE), None)
             if infeasible is not None and rc == EXIT_INFEASIBLE:
@@ -543,7 +555,7 @@ class _Run:
                 line = stderr.splitlines()[-1] if stderr else (res.get("msg") or "the job did not finish")
                 self.bench_rc[job_id] = (rc if isinstance(rc, int) else 1, str(line)[:500])
                 job.finished = now()
-                slug = Job(job.host, job.task, job.scenario, tuple(job.modes)).slug
+                slug = Job(job.host, job.task, job.scenario, tuple(job.modes), job.repeat).slug
                 log = f"rc={rc}\n--- stdout\n{res.get('stdout') or ''}\n--- stderr\n{stderr}\n"
                 self._log(host, f"{slug}.log", log)
                 note = "" if rc == 0 else str(line).removeprefix("fleet.harness: ")[:200]

@@ -29,15 +29,16 @@ class Job:
     task: str
     scenario: str
     modes: tuple[str, ...]
+    repeat: int = 0  # k >= 1: the k-th measured repeat of the job's performance run
 
     @property
     def id(self) -> str:
-        return f"{self.host}/{self.task}/{self.scenario}"
+        return f"{self.host}/{self.task}/{self.scenario}" + (f"/repeat{self.repeat}" if self.repeat else "")
 
     @property
     def slug(self) -> str:
         """File-name form of the id without the host (unique on one node)."""
-        return f"{self.task}-{self.scenario}"
+        return f"{self.task}-{self.scenario}" + (f"-repeat{self.repeat}" if self.repeat else "")
 
 
 def scenarios_for(node: Node, task: str, wanted: Iterable[str] = ()) -> list[str]:
@@ -160,14 +161,22 @@ def build(nodes: Iterable[Node], settings: RunSettings, run_id: str = "",
     return {host: host_specs for host, host_specs in specs.items() if host_specs}
 
 
-def jobs_of(specs: Mapping[str, list[RunSpec]]) -> list[Job]:
-    """Every job, node by node in the order the node runs them."""
-    return [
-        Job(host, spec.task, scen, tuple(spec.modes))
-        for host, host_specs in specs.items()
-        for spec in host_specs
-        for scen in spec.scenarios
-    ]
+def jobs_of(specs: Mapping[str, list[RunSpec]], repeats: int = 0) -> list[Job]:
+    """Every job, node by node in the order the node runs them.
+
+    With `repeats`, each node first runs its jobs as asked (their performance runs warm the
+    node and feed the submission tree), then `repeats` rounds of a performance run of each
+    of those jobs, interleaved (round 1 of every job, then round 2, ...), so a disturbance
+    at one hour of the night spreads over every series instead of landing on one.
+    """
+    jobs = []
+    for host, host_specs in specs.items():
+        own = [Job(host, s.task, scen, tuple(s.modes)) for s in host_specs for scen in s.scenarios]
+        jobs.extend(own)
+        measured = [job for job in own if "performance" in job.modes]
+        for k in range(1, repeats + 1):
+            jobs.extend(Job(job.host, job.task, job.scenario, ("performance",), k) for job in measured)
+    return jobs
 
 
 def job_spec(spec: RunSpec, scenario: str, model: str, dataset: str) -> RunSpec:

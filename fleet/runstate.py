@@ -48,6 +48,7 @@ class JobState:
     attempts: int = 0
     started: str | None = None
     finished: str | None = None
+    repeat: int = 0  # k >= 1: the k-th measured repeat of a job's performance run (plan.Job)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobState:

@@ -96,12 +96,14 @@ class SweepLock:
             self._fh = None
 
 
-def job_lines(specs: Mapping[str, list[RunSpec]], state: RunState | None) -> list[dict[str, str]]:
+def job_lines(
+    specs: Mapping[str, list[RunSpec]], state: RunState | None, repeats: int = 0
+) -> list[dict[str, str]]:
     """Every planned job with what became of it (a job run.json never reached is `not run`)."""
     jobs = state.jobs if state else {}
     systems = {host: host_specs[0].system_name for host, host_specs in specs.items() if host_specs}
     lines = []
-    for job in jobs_of(specs):
+    for job in jobs_of(specs, repeats):
         done = jobs.get(job.id)
         result = ""
         if done is not None and done.result is not None:
@@ -112,6 +114,7 @@ def job_lines(specs: Mapping[str, list[RunSpec]], state: RunState | None) -> lis
                 "system": systems.get(job.host, job.host),
                 "task": job.task,
                 "scenario": job.scenario,
+                "repeat": str(job.repeat) if job.repeat else "",
                 "modes": ",".join(job.modes),
                 "status": done.status if done else "not run",
                 "result": result,
@@ -127,7 +130,9 @@ def write_record(run_dir: Path, prepared: Prepared, lines: list[dict[str, str]])
     policy = prepared.matrix.regression
     record = {
         "matrix": str(prepared.path),
-        "regression": {"threshold": policy.threshold, "baseline_runs": policy.baseline_runs},
+        "regression": {"threshold": policy.threshold, "baseline_runs": policy.baseline_runs,
+                       "min_runs": policy.min_runs},
+        "repeats": prepared.matrix.repeats,
         "jobs": lines,
     }
     path = Path(run_dir) / SWEEP_RECORD
@@ -143,7 +148,8 @@ def run_sweep(prepared: Prepared, runs_dir: Path, run_id: str) -> int:
     """
     settings = validate(replace(prepared.matrix.run_settings(), runs_dir=str(runs_dir)))
     run_dir = Path(runs_dir) / run_id
-    jobs = len(jobs_of(prepared.specs))
+    repeats = prepared.matrix.repeats
+    jobs = len(jobs_of(prepared.specs, repeats))
     with SweepLock(runs_dir):
         print(f"sweep {run_id}: {jobs} jobs on {len(prepared.specs)} nodes", flush=True)
         stopped: FleetError | None = None
@@ -156,7 +162,7 @@ def run_sweep(prepared: Prepared, runs_dir: Path, run_id: str) -> int:
         except FleetError as exc:
             stopped = exc
             state = RunState.load(run_dir / "run.json") if (run_dir / "run.json").exists() else None
-        lines = job_lines(prepared.specs, state)
+        lines = job_lines(prepared.specs, state, repeats)
         write_record(run_dir, prepared, lines)
         db = default_db_path(runs_dir)
         ingest_run(db, run_dir)

@@ -1,7 +1,9 @@
 """`fleet history`: the trend table over every stored run, the HTML page, and the alert.
 
-Exit status 3 means a regression was flagged in the judged run (the newest one in view by
-default), so cron or CI can alert on it; 1 is an error, 0 all well.
+Exit status 3 means the judged run (the newest one in view by default) holds a confirmed
+regression (a second night past the bar, fleet/regress.py) or a broken, INVALID, inaccurate or
+non-compliant job, so cron or CI can alert on it; a suspect first night does not. 1 is an
+error, 0 all well.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fleet.errors import ConfigError
 from fleet.history.api import ingest_run, view
 from fleet.history.store import default_db_path
 from fleet.history.table import render_table
-from fleet.regress import EXIT_REGRESSION, parse_threshold
+from fleet.regress import EXIT_REGRESSION, MIN_MIN_RUNS, parse_threshold
 from fleet.report.trend import write_trend
 
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -45,8 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "history",
         help="trends and regressions across every stored run",
-        description="Show how every (system, task, scenario) moved across runs and flag regressions "
-        "in the newest run. Exit status 3 when a regression is flagged.",
+        description="Show how every (system, task, scenario) moved across runs and judge the newest "
+        "run against each series' own noise. Exit status 3 when a regression is confirmed or a job "
+        "broke.",
     )
     p.add_argument("--runs-dir", default="runs", help="runs folder holding history.sqlite (default: runs)")
     p.add_argument("--db", help="history database (default: RUNS_DIR/history.sqlite)")
@@ -63,7 +66,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--baseline",
         type=int,
         metavar="N",
-        help="baseline: median of the last N valid runs (default: the matrix's, else 5)",
+        help="baseline: median of at most the last N clean nights (default: the matrix's, else 10)",
+    )
+    p.add_argument(
+        "--min-runs",
+        type=int,
+        metavar="N",
+        help="clean nights a series needs before it is judged (default: the matrix's, else 5)",
     )
     p.add_argument("--html", nargs="?", const="", metavar="PATH",
                    help="also write the trend page (default path: RUNS_DIR/history.html)")  # fmt: skip
@@ -82,8 +91,10 @@ def _run_dir(runs_dir: Path, name: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     since = parse_since(args.since) if args.since else None
     threshold = _threshold(args.threshold) if args.threshold else None
-    if args.baseline is not None and args.baseline < 1:
-        raise ConfigError("--baseline must be at least 1")
+    if args.baseline is not None and args.baseline < MIN_MIN_RUNS:
+        raise ConfigError(f"--baseline must be at least {MIN_MIN_RUNS} (a spread needs three nights)")
+    if args.min_runs is not None and args.min_runs < MIN_MIN_RUNS:
+        raise ConfigError(f"--min-runs must be at least {MIN_MIN_RUNS} (a spread needs three nights)")
     runs_dir = Path(args.runs_dir).expanduser()
     db = Path(args.db).expanduser() if args.db else default_db_path(runs_dir)
     for name in args.ingest:
@@ -93,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"no history at {db}: run `fleet sweep`, or `fleet history --ingest RUN`")
     shown = view(
         db, tasks=args.task, systems=args.system, scenarios=args.scenario, since=since,
-        run_id=args.run, threshold=threshold, baseline_runs=args.baseline,
+        run_id=args.run, threshold=threshold, baseline_runs=args.baseline, min_runs=args.min_runs,
     )  # fmt: skip
     if args.run and args.run not in {r.run_id for r in shown.rows}:
         raise ConfigError(f"--run {args.run}: no results of that run in view")

@@ -70,17 +70,22 @@ def _order(entry: dict[str, Any]) -> tuple:
     mode = entry.get("mode")
     return (entry.get("task") or "",
             rules.SCENARIOS.index(scen) if scen in rules.SCENARIOS else 99,
-            rules.MODES.index(mode) if mode in rules.MODES else 99)
+            rules.MODES.index(mode) if mode in rules.MODES else 99, entry.get("repeat") or 0)
+
+
+def entry_key(entry: dict[str, Any]) -> tuple[Any, Any, Any, int]:
+    """(task, scenario, mode, repeat): what one manifest entry is the result of (repeat 0: the job's own)."""
+    return (entry.get("task"), entry.get("scenario"), entry.get("mode"), int(entry.get("repeat") or 0))
 
 
 def record_run(out: Path, entry: dict[str, Any], host: dict[str, Any], vers: dict[str, Any]) -> None:
-    """Insert or replace the entry for (task, scenario, mode) and rewrite the manifest atomically."""
+    """Insert or replace the entry for (task, scenario, mode, repeat) and rewrite the manifest
+    atomically."""
     out = Path(out)
-    key = (entry["task"], entry["scenario"], entry["mode"])
+    key = entry_key(entry)
     with locked(out):
         current = read_manifest(out) or {}
-        runs = [r for r in current.get("runs", [])
-                if (r.get("task"), r.get("scenario"), r.get("mode")) != key]
+        runs = [r for r in current.get("runs", []) if entry_key(r) != key]
         runs.append(entry)
         runs.sort(key=_order)
         data = {"manifest_version": MANIFEST_VERSION, "round": rules.ROUND, "host": host,

@@ -87,6 +87,9 @@ def _validate(spec: RunSpec) -> None:
     for mode in spec.modes:
         if mode not in rules.MODES:
             raise HarnessError(f"unknown mode {mode!r} (choose from {', '.join(rules.MODES)})")
+    if spec.repeat < 0 or (spec.repeat and spec.modes != ["performance"]):
+        raise HarnessError(f"repeat {spec.repeat}: a repeat (k >= 1) measures the performance mode only "
+                           f"(modes {', '.join(spec.modes)})")
     if spec.profile not in rules.PROFILES:
         raise HarnessError(f"unknown profile {spec.profile!r} (choose from {', '.join(rules.PROFILES)})")
     if spec.backend and spec.backend not in backend_names():
@@ -140,7 +143,8 @@ class Harness:
         spec = self.spec = accept_tuning(spec, self.host, manifest.versions(), self.echo)
         t = spec.tuning
         self._options = BackendOptions(threads=t.threads, execution_provider=t.execution_provider,
-                                       graph_optimization=t.graph_optimization, precision=t.precision)
+                                       graph_optimization=t.graph_optimization, precision=t.precision,
+                                       null_sample_ms=t.null_sample_ms)
         # The model is checked before the (possibly long) first preprocessing of the dataset.
         self.backend = open_backend(spec.backend, self.model, self.task, self._options)
         try:
@@ -231,7 +235,7 @@ class Harness:
         return self._plans[scenario]
 
     def run_one(self, scenario: str, mode: str) -> dict[str, Any]:
-        rdir = run_dir(self.out, self.task.name, scenario, mode)
+        rdir = run_dir(self.out, self.task.name, scenario, mode, self.spec.repeat)
         status.announce(self.task.name, scenario, mode)
         self.use(scenario)
         entry: dict[str, Any] = {
@@ -247,7 +251,7 @@ class Harness:
             "dir": rdir.relative_to(self.out).as_posix(), "started": _now(), "finished": None,
             "duration_s": None, "outcome": "ok", "error": None, "result_validity": None, "result": None,
             "result_unit": None, "accuracy": None, "verify": None, "target_qps": None, "attempts": [],
-            "note": None, "calibration": None,
+            "note": None, "calibration": None, **({"repeat": self.spec.repeat} if self.spec.repeat else {}),
         }
         t0 = time.monotonic()
         try:
@@ -342,7 +346,7 @@ class Harness:
 
     def _loadgen_run(self, scenario: str, mode: str, rdir: Path, plan: ScenarioPlan) -> tuple[Any, Any]:
         """One LoadGen run of `plan` into a cleared mode directory: (run errors, detail log)."""
-        owned = mode_dir(self.out, self.task.name, scenario, mode)
+        owned = rdir if self.spec.repeat else mode_dir(self.out, self.task.name, scenario, mode)
         if owned.exists():
             shutil.rmtree(owned)
         rdir.mkdir(parents=True)

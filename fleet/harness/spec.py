@@ -32,6 +32,10 @@ class Tuning:
     graph_optimization: str | None = None  # onnxruntime: disable|basic|extended|all
     execution_provider: str | None = None  # onnxruntime: cpu|cuda|tensorrt
     precision: str | None = None  # fp32 (default) | bf16 | fp16 where the backend and device run it
+    # The null backend only: each batch sleeps this many milliseconds per sample, a stand-in
+    # model cost with no compute (orchestration benchmarks; a planted slowdown in the nightly
+    # test). None: it answers at once.
+    null_sample_ms: float | None = None
     # LoadGen expectations (a user.conf would carry these).
     offline_expected_qps: float | None = None
     server_target_qps: float | None = None
@@ -62,6 +66,10 @@ class RunSpec:
     system_name: str = ""
     category: str = ""  # edge | datacenter (informational on the node)
     run_id: str = ""
+    # 0: the job itself. k >= 1: the k-th measured repeat of its performance run (a nightly
+    # sweep's `repeats:`), written under <task>/<scenario>/repeats/run_k and recorded in the
+    # manifest with `repeat: k`, beside the job's own run_1, never instead of it.
+    repeat: int = 0
     version: int = SPEC_VERSION
 
     def to_json(self) -> str:
@@ -99,9 +107,11 @@ class RunSpec:
         return cls.from_dict(data)
 
 
-def run_dir(out: Path, task: str, scenario: str, mode: str) -> Path:
+def run_dir(out: Path, task: str, scenario: str, mode: str, repeat: int = 0) -> Path:
     """Where one (task, scenario, mode) run writes its LoadGen logs on the node."""
     base = Path(out) / task / scenario
+    if repeat:
+        return base / "repeats" / f"run_{repeat}"
     if mode == "performance":
         return base / "performance" / "run_1"
     if mode == "accuracy":

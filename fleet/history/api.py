@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -39,6 +39,7 @@ def view(
     run_id: str | None = None,
     threshold: float | None = None,
     baseline_runs: int | None = None,
+    min_runs: int | None = None,
 ) -> View:
     """Filtered rows and the verdicts on the judged run; unset policy values come from that
     run's matrix (as the sweep stored it), else the defaults."""
@@ -51,6 +52,9 @@ def view(
     policy = Policy(
         threshold=threshold or (stored and stored.threshold) or default.threshold,
         baseline_runs=baseline_runs or (stored and stored.baseline_runs) or default.baseline_runs,
+        min_runs=min_runs or (stored and stored.min_runs) or default.min_runs,
     )
+    if policy.min_runs > policy.baseline_runs:
+        policy = replace(policy, min_runs=policy.baseline_runs)
     return View(rows, judge(rows, policy, run_id=judged))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -172,8 +173,9 @@ def read_run(
         manifest = _read_json(host_dir / "manifest.json")
         ctx = _host_context(host_dir, manifest)
         contexts[ctx.host] = ctx
-        for entry in manifest.get("runs") or []:
-            rows.append(_entry_row(run_id, ctx, entry, _latencies(host_dir, entry)))
+        entries = [e for e in manifest.get("runs") or [] if isinstance(e, dict)]
+        own = [_entry_row(run_id, ctx, e, _latencies(host_dir, e)) for e in entries if not e.get("repeat")]
+        rows.extend(_with_repeats(own, [e for e in entries if e.get("repeat")]))
     stamp = iso_utc(now or datetime.now(timezone.utc))
     started = min((r.time for r in rows), default=stamp)
     index = {(r.host, r.task, r.scenario, r.mode): i for i, r in enumerate(rows)}
@@ -192,9 +194,30 @@ def read_run(
     record = RunRecord(
         run_id=run_id, started=started, ingested=stamp, kind="sweep" if sweep else "run",
         matrix=sweep.get("matrix"), threshold=policy.get("threshold"),
-        baseline_runs=policy.get("baseline_runs"),
+        baseline_runs=policy.get("baseline_runs"), min_runs=policy.get("min_runs"),
     )  # fmt: skip
     return record, rows
+
+
+def _with_repeats(rows: list[ResultRow], repeats: list[dict[str, Any]]) -> list[ResultRow]:
+    """Each performance row with its measured repeats (a sweep's `repeats:`): the VALID results,
+    in repeat order, and their run-to-run CV. A repeat that failed or came out INVALID is left
+    out, so the night's median rests on fewer runs; the row still says how many it has."""
+    found: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for e in repeats:
+        ok = e.get("outcome") == "ok" and e.get("result") is not None
+        clean = ok and e.get("result_validity") == "VALID"
+        if e.get("mode") == "performance" and clean:
+            found.setdefault((e["task"], e["scenario"]), []).append((int(e["repeat"]), float(e["result"])))
+    out = []
+    for row in rows:
+        mine = found.get((row.task, row.scenario), []) if row.mode == "performance" else []
+        values = [v for _, v in sorted(mine)]
+        if values:
+            cv = statistics.stdev(values) / statistics.fmean(values) if len(values) > 1 else None
+            row = replace(row, repeat_values=json.dumps(values), repeat_cv=cv)
+        out.append(row)
+    return out
 
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p97": 97.0, "p99": 99.0, "p99.9": 99.9}
@@ -224,7 +247,7 @@ def failed_from_runstate(run_dir: Path) -> list[FailedJob]:
     state = RunState.load(path)
     out = []
     for job in state.jobs.values():
-        if job.status == OK:
+        if job.status == OK or job.repeat:  # a failed repeat only thins the night's median
             continue
         node = state.nodes.get(job.host)
         reason = job.error or (f"{job.status} at {job.stage}" if job.stage else job.status)

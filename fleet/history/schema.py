@@ -60,6 +60,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX results_series ON results(system, task, scenario, mode, time)",
     ),
+    (
+        # Repeated measurements a night (fleet sweep `repeats:`), and hardware sharing.
+        "ALTER TABLE results ADD COLUMN repeat_values TEXT",  # JSON list of the measured runs' results
+        "ALTER TABLE results ADD COLUMN repeat_cv REAL",
+        "ALTER TABLE results ADD COLUMN shared_with TEXT",  # comma list of hosts
+        "ALTER TABLE runs ADD COLUMN min_runs INTEGER",  # the matrix's clean nights a verdict needs
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

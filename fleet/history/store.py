@@ -34,6 +34,7 @@ class RunRecord:
     matrix: str | None = None
     threshold: float | None = None
     baseline_runs: int | None = None
+    min_runs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ class ResultRow:
     versions_digest: str
     synthetic: bool
     duration_s: float | None
+    repeat_values: str | None = None  # JSON list: the night's measured repeats (VALID ones)
+    repeat_cv: float | None = None  # their run-to-run coefficient of variation
+    shared_with: str | None = None  # nodes on the same hardware that measured at the same time
 
 
 RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRow))

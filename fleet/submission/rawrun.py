@@ -76,8 +76,9 @@ def load_host(path: Path) -> RawHost:
             "(set it in the inventory)"
         )
     runs = [
-        r for r in manifest.get("runs") or [] if isinstance(r, dict) and r.get("task") in rules.TASK_TO_MODEL
-    ]
+        r for r in manifest.get("runs") or []
+        if isinstance(r, dict) and r.get("task") in rules.TASK_TO_MODEL and not r.get("repeat")
+    ]  # a nightly's measured repeats are trend data; the job's own runs are its submission
     return RawHost(path.name, path, manifest, node, system_name, category, runs)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,23 @@ def test_plan_scenarios_follow_category(tmp_path):
         "d1/resnet50/Offline",
     ]
     assert all(j.modes == ("performance", "accuracy") for j in jobs)
+
+
+def test_repeats_follow_a_nodes_own_jobs_interleaved(tmp_path):
+    inv = load_inventory(write(tmp_path, "lab.ini", LAB_INI))
+    specs = build(inv, settings(inv.path))
+    jobs = [j for j in jobs_of(specs, repeats=2) if j.host == "d1"]
+    assert [(j.id, j.modes) for j in jobs] == [
+        ("d1/resnet50/Server", ("performance", "accuracy")),
+        ("d1/resnet50/Offline", ("performance", "accuracy")),
+        ("d1/resnet50/Server/repeat1", ("performance",)),  # round 1 of every job, then round 2
+        ("d1/resnet50/Offline/repeat1", ("performance",)),
+        ("d1/resnet50/Server/repeat2", ("performance",)),
+        ("d1/resnet50/Offline/repeat2", ("performance",)),
+    ]
+    assert len({j.slug for j in jobs}) == len(jobs)  # each has its own spec and exit-status files
+    only_accuracy = {h: [replace(s, modes=["accuracy"]) for s in ss] for h, ss in specs.items()}
+    assert jobs_of(only_accuracy, repeats=2) == jobs_of(only_accuracy)  # nothing to measure again
 
 
 def test_plan_modes_by_profile(tmp_path):

@@ -149,6 +149,32 @@ def test_spec_run_with_null_backend_writes_layout_and_manifest(small_assets, tmp
     assert entry["synthetic"] is True  # the dataset carries the synthetic marker
 
 
+def test_a_repeat_measures_beside_the_jobs_own_run(small_assets, tmp_path):
+    """A nightly repeat (spec `repeat: k`) writes repeats/run_k and its own manifest entry; the
+    job's performance/run_1 and its entry stay as they were."""
+    out = tmp_path / "out"
+    base = {"task": "resnet50", "scenarios": ["Offline"], "modes": ["performance"], "backend": "null",
+            "dataset": str(small_assets.dataset), "profile": "smoke", "version": 1}
+    for repeat in (0, 1, 2, 1):  # repeat 1 twice: a rerun replaces its own entry only
+        spec = tmp_path / f"spec{repeat}.json"
+        spec.write_text(json.dumps({**base, "repeat": repeat}))
+        proc = harness("run", "--spec", str(spec), "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+    entries = json.loads((out / "manifest.json").read_text())["runs"]
+    assert [(e["mode"], e.get("repeat"), e["dir"]) for e in entries] == [
+        ("performance", None, "resnet50/Offline/performance/run_1"),
+        ("performance", 1, "resnet50/Offline/repeats/run_1"),
+        ("performance", 2, "resnet50/Offline/repeats/run_2"),
+    ]
+    assert all(e["result_validity"] == "VALID" and e["result"] > 0 for e in entries)
+    for entry in entries:
+        assert (out / entry["dir"] / "mlperf_log_summary.txt").is_file()
+    spec = tmp_path / "bad.json"
+    spec.write_text(json.dumps({**base, "modes": ["performance", "accuracy"], "repeat": 1}))
+    assert_one_line_error(harness("run", "--spec", str(spec), "--out", str(out)),
+                          "repeat 1: a repeat (k >= 1) measures the performance mode only")
+
+
 def test_facts_prints_host_json():
     proc = harness("facts")
     assert proc.returncode == 0, proc.stderr

@@ -30,30 +30,41 @@ def _ingest_args(ids: list[str]) -> list[str]:
     return [arg for i in ids for arg in ("--ingest", i)]
 
 
-def test_flags_the_slowed_system_and_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+STEADY = [(100, 100), (101, 99), (99, 100), (100, 101), (102, 100)]
+
+
+def _table(out: str) -> dict[str, str]:
+    return {line.split()[0]: line for line in out.splitlines() if line.startswith(("a_cpu", "b_cpu"))}
+
+
+def test_flags_the_slowed_system_on_its_second_night_and_exits_3(tmp_path: Path, capsys) -> None:
     runs = tmp_path / "runs"
-    ids = _nights(runs, [(100, 100), (101, 99), (60, 100)])
+    ids = _nights(runs, [*STEADY, (60, 100), (61, 100)])
     rc = main(["history", "--runs-dir", str(runs), *_ingest_args(ids), "--html"])
     out = capsys.readouterr().out
     assert rc == 3
-    table = {line.split()[0]: line for line in out.splitlines() if line.startswith(("a_cpu", "b_cpu"))}
-    assert "REGRESSION" in table["a_cpu"] and "-40.3%" in table["a_cpu"]
-    assert "REGRESSION" not in table["b_cpu"]
+    table = _table(out)
+    assert "REGRESSION" in table["a_cpu"] and "-39.0%" in table["a_cpu"] and "since run n5" in table["a_cpu"]
+    assert "REGRESSION" not in table["b_cpu"] and " ok " in table["b_cpu"]
+    assert "run n6: 1 confirmed regression(s), 0 broken or flagged job(s), 0 suspect" in out
     assert (runs / "history.html").is_file() and (runs / "history.sqlite").is_file()
-    # Judging an earlier run, or with a looser threshold, is quiet.
-    assert main(["history", "--runs-dir", str(runs), "--run", "n1"]) == 0
+    # The first slow night is suspect, which is no alarm; a looser threshold or the other system is quiet.
+    assert main(["history", "--runs-dir", str(runs), "--run", "n5"]) == 0
+    assert "suspect" in _table(capsys.readouterr().out)["a_cpu"]
     assert main(["history", "--runs-dir", str(runs), "--threshold", "50%"]) == 0
     assert main(["history", "--runs-dir", str(runs), "--system", "b_cpu"]) == 0
+    assert main(["history", "--runs-dir", str(runs), "--min-runs", "6"]) == 0  # too few nights for 6
 
 
-def test_a_sweeps_own_threshold_is_used_and_survives_reingest(tmp_path: Path, capsys) -> None:
+def test_a_sweeps_own_policy_is_used_and_survives_reingest(tmp_path: Path, capsys) -> None:
     runs = tmp_path / "runs"
-    ids = _nights(runs, [(100, 100), (60, 100)])
-    policy = {"matrix": "/lab/nightly.yaml", "regression": {"threshold": 0.5, "baseline_runs": 3}, "jobs": []}
-    (runs / "n1" / "sweep.json").write_text(json.dumps(policy))
+    ids = _nights(runs, [*STEADY[:3], (60, 100), (60, 100)])
+    policy = {"regression": {"threshold": 0.5, "baseline_runs": 3, "min_runs": 3}, "jobs": []}
+    (runs / "n4" / "sweep.json").write_text(json.dumps({"matrix": "/lab/nightly.yaml", **policy}))
     for _ in range(2):
         assert main(["history", "--runs-dir", str(runs), *_ingest_args(ids)]) == 0  # -40% < 50%
-    assert "threshold 50.0%, baseline median of last 3 valid" in capsys.readouterr().out
+    assert "threshold 50.0%; bar max(threshold, 3 x night-to-night spread); baseline: median of the last 3 " \
+        "clean nights, at least 3" in capsys.readouterr().out
     assert main(["history", "--runs-dir", str(runs), "--threshold", "30%"]) == 3  # the option wins
 
 
@@ -65,7 +76,7 @@ def test_reingest_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     assert out.count("stored 2 results of n1") == 2
     line = next(x for x in out.splitlines()[::-1] if x.startswith("a_cpu"))
-    assert "100 (1)" in line  # one earlier run in the baseline, not two copies of it
+    assert "clean night 2 of the 5" in line  # two nights, not two copies of each
 
 
 def test_failed_jobs_in_run_json_become_breaks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -83,7 +94,7 @@ def test_failed_jobs_in_run_json_become_breaks(tmp_path: Path, capsys: pytest.Ca
     state.save(runs / "n1" / "run.json")
     assert main(["history", "--runs-dir", str(runs), "--ingest", "n0", "--ingest", "n1"]) == 3
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("b_cpu"))
-    assert "REGRESSION" in line and "performance missing: pip: no matching wheel" in line
+    assert "- / broke" in line and "performance missing: pip: no matching wheel" in line
 
 
 @pytest.mark.parametrize(
@@ -103,7 +114,7 @@ def test_bad_options_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_since_keeps_only_recent_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs = tmp_path / "runs"
-    ids = _nights(runs, [(100, 100), (50, 100)])
+    ids = _nights(runs, [*STEADY, (50, 100), (50, 100)])
     assert main(["history", "--runs-dir", str(runs), *_ingest_args(ids)]) == 3
     since = (T0 + timedelta(hours=12)).isoformat()
     assert main(["history", "--runs-dir", str(runs), "--since", since]) == 0  # no baseline left in view

@@ -9,6 +9,7 @@ import pytest
 from fleet.errors import ConfigError
 from fleet.inventory import load_inventory
 from fleet.matrix import expand, group_members, load_matrix
+from fleet.regress import Policy
 
 INVENTORY = """\
 [edge]
@@ -47,7 +48,8 @@ def test_defaults_and_resolution(lab: Path) -> None:
     assert matrix.inventory == lab / "lab.ini"
     assert matrix.scenarios == "required" and matrix.profile == "smoke"
     assert matrix.regression.policy.threshold == pytest.approx(0.075)
-    assert matrix.regression.policy.baseline_runs == 5
+    assert matrix.regression.policy == Policy(threshold=0.075, baseline_runs=10, min_runs=5)
+    assert matrix.repeats == 3 and matrix.run_settings().repeats == 3
 
 
 def test_expand_gives_each_node_its_own_queue(lab: Path) -> None:
@@ -93,6 +95,12 @@ def test_overlapping_groups_run_a_node_once(lab: Path) -> None:
          "nightly.yaml: overrides.resnet50.mode is not a matrix key"),
         ("inventory: lab.ini\ntasks: [resnet50]\nregression: {threshold: 120%}\n",
          "nightly.yaml: regression.threshold: '120%': must lie between 0% and 100%"),
+        ("inventory: lab.ini\ntasks: [resnet50]\nregression: {min_runs: 2}\n",
+         "nightly.yaml: regression.min_runs: Input should be greater than or equal to 3"),
+        ("inventory: lab.ini\ntasks: [resnet50]\nregression: {baseline_runs: 4}\n",
+         "nightly.yaml: regression: min_runs: 5 is more than baseline_runs (4): the baseline could never"),
+        ("inventory: lab.ini\ntasks: [resnet50]\nrepeats: -1\n",
+         "nightly.yaml: repeats: Input should be greater than or equal to 0"),
         ("inventory: lab.ini\ntasks: [resnet50\n", "nightly.yaml: line 3: not valid YAML"),
         ("- just\n- a list\n", "nightly.yaml: a matrix is a YAML mapping"),
         ("inventory: lab.ini\ntasks: [resnet]\nprofile: fast\n", "(and 1 more problem)"),

@@ -21,9 +21,10 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory):
-    """Three nights, two systems, two (task, scenario) series; system a regresses on night 3."""
+    """Five nights, two systems, two (task, scenario) series; system a steps on night 4, confirmed
+    on night 5 (a three-night minimum)."""
     tmp = tmp_path_factory.mktemp("trend")
-    nights = [(100, 10, 200), (102, 10, 198), (60, 14, 201)]
+    nights = [(100, 10, 200), (102, 10, 198), (101, 10, 200), (60, 14, 201), (61, 14, 199)]
     with HistoryStore(tmp / "h.sqlite") as store:
         for i, (a_off, a_ss, b_off) in enumerate(nights):
             when = T0 + timedelta(days=i)
@@ -34,7 +35,7 @@ def history(tmp_path_factory: pytest.TempPathFactory):
             ]  # fmt: skip
             store.replace_run(*read_run(write_run(tmp / "runs", f"night{i}", hosts)))
         rows = store.results()
-    return tmp, rows, judge(rows, Policy(threshold=0.05))
+    return tmp, rows, judge(rows, Policy(threshold=0.05, min_runs=3))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,8 @@ def test_page_is_self_contained_with_one_plot_per_task_scenario(html: str) -> No
     assert all(base64.b64decode(img).startswith(b"\x89PNG") for img in images)
     assert not re.search(r'(src|href)="(?!data:)', html)  # nothing fetched from anywhere
     assert "b&lt;x&gt;" in html and "b<x>" not in html
-    assert "Regressions: 2" in html  # a_cpu Offline slower, a_cpu SingleStream slower
+    assert "Regressions and breaks: 2" in html  # a_cpu Offline slower, a_cpu SingleStream slower
+    assert "night0, night1, night2" in html.split("The nights each baseline stands on")[1]
 
 
 def test_regression_table_names_only_the_slowed_system(html: str) -> None:
@@ -57,7 +59,8 @@ def test_regression_table_names_only_the_slowed_system(html: str) -> None:
     assert section.count('<tr class="bad">') == 2
     assert "a_cpu" in section and "b&lt;x&gt;" not in section
     assert section.count("<td>synthetic</td>") == 2  # synthetic assets are marked as such
-    assert "-40.6%" in section and "+40.0%" in section  # 60 vs median(100, 102) = 101; 14 vs 10
+    assert "-39.6%" in section and "+40.0%" in section  # 61 vs median(100, 102, 101) = 101; 14 vs 10
+    assert "since run night3" in section
 
 
 def _driver(profile_dir: str):
@@ -84,7 +87,7 @@ def test_page_renders_in_headless_chromium(history) -> None:
             driver.get(page.as_uri())
             assert driver.title == "mlperf-fleet history"
             tables = driver.find_elements(By.TAG_NAME, "table")
-            assert len(tables) == 2  # regressions, every series (no improvements: a paragraph)
+            assert len(tables) == 2  # regressions, every series (no suspects, improvements, noisy ones)
             assert len(tables[1].find_elements(By.CSS_SELECTOR, "tbody tr")) == 3
             widths = driver.execute_script(
                 "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)"

@@ -45,6 +45,7 @@ class BackendOptions:
     execution_provider: str | None = None  # cpu | cuda | tensorrt
     graph_optimization: str | None = None  # disable | basic | extended | all
     precision: str | None = None  # fp32 (default) | bf16 | fp16, where the backend and device run it
+    null_sample_ms: float | None = None  # the null backend's stand-in cost per sample (Tuning)
 
 
 class Backend(Protocol):
