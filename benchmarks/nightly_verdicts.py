@@ -13,6 +13,10 @@ Replays synthetic nightly series with known noise through `fleet.regress.walk`, 
   the nights from the step's first night to its confirmation, inclusive (2 is the best the
   two-night rule allows).
 
+For comparison, the `before` column is the rule fleet used before: one run a
+night, flagged when it moves beyond the threshold against the median of the last five, from
+the first earlier night on.
+
 Prints one line per noise setting and, last,
 `nightly_verdicts false_alarm_rate=F detect_nights_10pct=D`: F over every null series-night
 of every setting, D the 95th-percentile delay of a 10 % step at 2 % CV (nights; inf if more
@@ -63,6 +67,19 @@ def null_stats(rng: np.random.Generator, noise: Noise, series: int, policy: Poli
     return alarms, judged, noisy
 
 
+def before_rate(rng: np.random.Generator, noise: Noise, series: int, threshold: float) -> float:
+    """False alarms per series-night of the old rule (one run a night, median of the last 5)."""
+    single = Noise(noise.cv, noise.drift, 1)
+    alarms = judged = 0
+    for _ in range(series):
+        values = nights(rng, single)
+        for i in range(1, NIGHTS):
+            base = float(np.median(values[max(0, i - 5) : i]))
+            alarms += abs(values[i] / base - 1) > threshold
+            judged += 1
+    return alarms / judged
+
+
 def delays(rng: np.random.Generator, noise: Noise, step: float, series: int, policy: Policy) -> list[float]:
     """Nights from the step to its confirmed regression, inclusive; inf when never confirmed."""
     out = []
@@ -91,12 +108,13 @@ def main() -> None:
     policy = Policy(threshold=args.threshold, sigmas=args.sigmas, min_runs=args.min_runs)
     total_alarms = total_judged = 0
     d10 = math.inf
-    print(f"{'cv':>4} {'drift':>5} {'rep':>3}  {'false alarms':>18}  {'too-noisy':>9}  "
+    print(f"{'cv':>4} {'drift':>5} {'rep':>3}  {'false alarms':>18}  {'before':>6}  {'too-noisy':>9}  "
           f"{'5% step p50/p95 (found)':>24}  {'10% step p50/p95 (found)':>25}")  # fmt: skip
     for cv in (0.01, 0.02, 0.03, 0.05):
         for drift in (0.005, 0.01, 0.02):
             noise = Noise(cv, drift, args.repeats)
             alarms, judged, noisy = null_stats(rng, noise, args.series, policy)
+            before = before_rate(rng, noise, args.series, args.threshold)
             total_alarms += alarms
             total_judged += judged
             cells = []
@@ -108,7 +126,8 @@ def main() -> None:
                 if step == 0.10 and cv == 0.02 and drift == 0.01:
                     d10 = p95(found)
             print(f"{cv:>4.0%} {drift:>5.1%} {args.repeats:>3}  {alarms:>6} / {judged:<6} "
-                  f"{alarms / judged:>5.2%}  {noisy / judged:>9.0%}  {cells[0]:>24}  {cells[1]:>25}")
+                  f"{alarms / judged:>5.2%}  {before:>6.1%}  {noisy / judged:>9.0%}  "
+                  f"{cells[0]:>24}  {cells[1]:>25}")
     rate = total_alarms / total_judged
     print(f"nightly_verdicts false_alarm_rate={rate:.4f} detect_nights_10pct={d10:g}")
 

@@ -54,6 +54,7 @@ class RunSettings:
     cache_dir: str = ""
     bench_timeout_s: int = 0  # 0: from the profile
     repeats: int = 0  # measured repeats of each performance run after the job (fleet sweep)
+    shared_hardware: str = "together"  # nodes on the same CPUs: together | one-at-a-time (sharing.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,6 +138,11 @@ def validate(settings: RunSettings) -> RunSettings:
         if not art.is_dir():
             raise ConfigError(f"--artifacts {art} is not a directory")
         settings.artifacts = str(art.resolve())
+    from fleet.sharing import SHARED_HARDWARE
+
+    if settings.shared_hardware not in SHARED_HARDWARE:
+        raise ConfigError(f"shared_hardware {settings.shared_hardware!r}: choose from "
+                          f"{', '.join(SHARED_HARDWARE)}")
     settings.scenarios = _dedup(settings.scenarios)
     settings.modes = _dedup(settings.modes)
     settings.tasks = _dedup(settings.tasks)

@@ -55,6 +55,7 @@ class Node:
     system_overrides: Mapping[str, Any] = field(default_factory=dict)
     groups: frozenset[str] = frozenset()  # every group the host is in, children resolved
     tuning: Mapping[str, Any] = field(default_factory=dict)  # fleet_tuning: RunSpec.tuning fields
+    shared_host: str | None = None  # fleet_shared_host: the machine this node shares CPUs on (VMs)
 
     @property
     def is_local(self) -> bool:
@@ -211,6 +212,7 @@ def _node(name: str, groups: set[str], hv: dict[str, Any], path: Path) -> Node:
         system_overrides=dict(overrides),
         groups=frozenset(groups),
         tuning=dict(tuning),
+        shared_host=_opt_str(hv.get("fleet_shared_host")),
     )
 
 

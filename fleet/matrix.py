@@ -121,6 +121,9 @@ class Matrix(_Strict):
     synthetic_samples: int | None = Field(None, gt=0)
     runs_dir: Path | None = None
     repeats: int = Field(DEFAULT_REPEATS, ge=0, le=20)
+    # Nodes on the same CPUs (fleet/sharing.py): benchmark them one at a time, or together
+    # with their results marked as measured while sharing.
+    shared_hardware: Literal["one-at-a-time", "together"] = "one-at-a-time"
     regression: RegressionSettings = Field(default_factory=RegressionSettings)
 
     @field_validator("tasks")
@@ -180,6 +183,7 @@ class Matrix(_Strict):
             synthetic_variant=self.synthetic_variant,
             synthetic_samples=self.synthetic_samples,
             repeats=self.repeats,
+            shared_hardware=self.shared_hardware,
         )
 
 

@@ -190,7 +190,7 @@ class _Run:
             alive = self.refuse_unfit(alive)
             alive = self._timed(stages, "deploy", self.deploy, alive, wheel, deps)
             alive = self._timed(stages, "assets", self.stage_assets, alive, store)
-            self._timed(stages, "bench", self.bench, alive)
+            self._timed(stages, "bench", self.bench_all, alive)
         finally:
             reached = [h for h in self.hosts if self.state.nodes[h].workdir and h in self.attempted]
             self._timed(stages, "collect", self.collect, reached)
@@ -390,6 +390,26 @@ class _Run:
         self.state.save()
         return alive
 
+    def bench_all(self, hosts: list[str]) -> None:
+        """Bench every host: all at once, except nodes that share CPUs under `one-at-a-time`,
+        which take turns (sharing.waves); each node records whom it shares with and beside whom
+        it measured."""
+        from fleet.sharing import ONE_AT_A_TIME, partners, sharing_groups, sharing_line, waves
+
+        facts = {h: self.state.nodes[h].facts for h in hosts}
+        declared = {h: self.inventory.node(h).shared_host for h in hosts}
+        groups = sharing_groups(facts, declared)
+        serial = self.settings.shared_hardware == ONE_AT_A_TIME
+        others = partners(groups)
+        for host in hosts:
+            node = self.state.nodes[host]
+            node.shares_with = others.get(host, [])
+            node.benched_with = [] if serial else node.shares_with
+        for group in groups:
+            self.progress.note(sharing_line(group, facts, self.settings.shared_hardware))
+        for wave in waves(hosts, groups) if serial else [hosts]:
+            self.bench(wave)
+
     def bench(self, hosts: list[str]) -> None:
         by_host: dict[str, list[dict[str, Any]]] = {}
         for host in hosts:
@@ -520,6 +540,8 @@ class _Run:
             "category": node.category,
             "system_overrides": dict(node.system_overrides),
             "facts": self.state.nodes[host].facts,
+            "shares_with": self.state.nodes[host].shares_with,
+            "benched_with": self.state.nodes[host].benched_with,
         }
         write_json(folder / "node.json", data)
 

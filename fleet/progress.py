@@ -81,6 +81,7 @@ class Progress:
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self._live: Any = None
+        self._notes: list[str] = []
 
     def __enter__(self) -> Progress:
         if self.live:
@@ -96,6 +97,8 @@ class Progress:
         if self._live is not None:
             self._live.__exit__(None, None, None)
             self._live = None
+        for line in self._notes:
+            print(line, file=self.stream, flush=True)
 
     # ----- updates ----------------------------------------------------------------------
     def _row(self, host: str) -> Row:
@@ -144,6 +147,12 @@ class Progress:
             row = self._row(host)
             row.stage, row.status = stage, "FAILED"
         self._plain(f"{host}: FAILED at {stage}: {message}")
+
+    def note(self, line: str) -> None:
+        """A line about the run as a whole (plain output prints it; the live table prints it at the end)."""
+        if self.live:
+            self._notes.append(line)
+        self._plain(line)
 
     def node_done(self, host: str, status: str) -> None:
         with self._lock:

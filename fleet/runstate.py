@@ -64,6 +64,8 @@ class NodeState:
     error: str | None = None
     workdir: str | None = None  # absolute, as resolved on the node
     facts: dict[str, Any] = field(default_factory=dict)
+    shares_with: list[str] = field(default_factory=list)  # nodes on the same CPUs (sharing.py)
+    benched_with: list[str] = field(default_factory=list)  # of those, the ones benchmarking beside it
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NodeState:

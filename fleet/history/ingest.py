@@ -78,6 +78,7 @@ class _Host:
     facts_digest: str
     versions: str
     versions_digest: str
+    shared_with: str | None = None
 
 
 def _host_context(host_dir: Path, manifest: dict[str, Any], job: FailedJob | None = None) -> _Host:
@@ -93,6 +94,7 @@ def _host_context(host_dir: Path, manifest: dict[str, Any], job: FailedJob | Non
         facts_digest=digest(facts),
         versions=json.dumps(versions, sort_keys=True),
         versions_digest=digest(versions),
+        shared_with=", ".join(node.get("benched_with") or []) or None,
     )
 
 
@@ -139,6 +141,7 @@ def _entry_row(run_id: str, ctx: _Host, entry: dict[str, Any], latencies: dict[s
         versions_digest=ctx.versions_digest,
         synthetic=bool(entry.get("synthetic")),
         duration_s=_float(entry.get("duration_s")),
+        shared_with=ctx.shared_with,
     )
 
 
