@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fleet.plan import jobs_of
 from fleet.sweep import new_run_id, prepare
 
 
@@ -29,6 +30,11 @@ def run(args: argparse.Namespace) -> int:
         for host, specs in prepared.specs.items():
             queue = ", ".join(f"{s.task} [{' '.join(s.scenarios)}]" for s in specs)
             print(f"{host}: {queue}")
+        matrix = prepared.matrix
+        jobs = len(jobs_of(prepared.specs))
+        extra = len(jobs_of(prepared.specs, matrix.repeats)) - jobs
+        print(f"{jobs} jobs, then {extra} measured repeats ({matrix.repeats} per performance job, "
+              f"interleaved); nodes that share hardware: {matrix.shared_hardware}")
         return 0
     from fleet.sweep import run_sweep
 

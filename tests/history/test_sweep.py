@@ -96,6 +96,8 @@ def test_dry_run_prints_each_queue(lab: Path, capsys: pytest.CaptureFixture[str]
         "e1: resnet50 [SingleStream MultiStream Offline]",
         "d1: resnet50 [Server Offline], bert-99 [Offline]",
         "d2: resnet50 [Server Offline], bert-99 [Offline]",
+        "9 jobs, then 27 measured repeats (3 per performance job, interleaved); nodes that share hardware: "
+        "one-at-a-time",
     ]
 
 
