@@ -15,6 +15,7 @@ from typing import Any
 from fleet.errors import ConfigError
 from fleet.harness.jsonfile import from_known_fields
 from fleet.harness.rules import v3_1 as rules
+from fleet.sharing import SHARED_HARDWARE
 
 PROFILES = ("smoke", "submission")
 SYNTHETIC_VARIANTS = ("small", "full")
@@ -138,8 +139,6 @@ def validate(settings: RunSettings) -> RunSettings:
         if not art.is_dir():
             raise ConfigError(f"--artifacts {art} is not a directory")
         settings.artifacts = str(art.resolve())
-    from fleet.sharing import SHARED_HARDWARE
-
     if settings.shared_hardware not in SHARED_HARDWARE:
         raise ConfigError(f"shared_hardware {settings.shared_hardware!r}: choose from "
                           f"{', '.join(SHARED_HARDWARE)}")

@@ -417,15 +417,13 @@ class _Run:
             for job in (j for j in self.todo if j.host == host):
                 spec = self._spec_of(job)
                 model, dataset = self.assets[host][job.task]
-                one = job_spec(spec, job.scenario, model, dataset)
+                planned = _planned(job)
+                one = job_spec(spec, planned, model, dataset)
                 one.run_id = self.state.run_id
-                if job.repeat:
-                    one.repeat, one.modes = job.repeat, ["performance"]
-                slug = Job(job.host, job.task, job.scenario, tuple(job.modes), job.repeat).slug
                 jobs.append(
                     {
                         "id": job.id,
-                        "slug": slug,
+                        "slug": planned.slug,
                         "attempt": job.attempts + 1,
                         "spec": json.loads(one.to_json()),
                         "command": self.commands.get(job.id, ["run"]),
@@ -577,7 +575,7 @@ class _Run:
                 line = stderr.splitlines()[-1] if stderr else (res.get("msg") or "the job did not finish")
                 self.bench_rc[job_id] = (rc if isinstance(rc, int) else 1, str(line)[:500])
                 job.finished = now()
-                slug = Job(job.host, job.task, job.scenario, tuple(job.modes), job.repeat).slug
+                slug = _planned(job).slug
                 log = f"rc={rc}\n--- stdout\n{res.get('stdout') or ''}\n--- stderr\n{stderr}\n"
                 self._log(host, f"{slug}.log", log)
                 note = "" if rc == 0 else str(line).removeprefix("fleet.harness: ")[:200]
@@ -609,6 +607,11 @@ class _Run:
         folder = self.run_dir / "logs" / host
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text, encoding="utf-8")
+
+
+def _planned(job: JobState) -> Job:
+    """The plan's Job a run.json job stands for (its slug names the node's files)."""
+    return Job(job.host, job.task, job.scenario, tuple(job.modes), job.repeat)
 
 
 def compliance_failure(raw_host: Path, job: JobState) -> str | None:

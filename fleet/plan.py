@@ -179,6 +179,7 @@ def jobs_of(specs: Mapping[str, list[RunSpec]], repeats: int = 0) -> list[Job]:
     return jobs
 
 
-def job_spec(spec: RunSpec, scenario: str, model: str, dataset: str) -> RunSpec:
-    """The single-scenario spec one job sends to its node."""
-    return replace(spec, scenarios=[scenario], model=model, dataset=dataset)
+def job_spec(spec: RunSpec, job: Job, model: str, dataset: str) -> RunSpec:
+    """The spec one job sends to its node: its scenario and modes (a repeat's: performance only)."""
+    return replace(spec, scenarios=[job.scenario], modes=list(job.modes), repeat=job.repeat, model=model,
+                   dataset=dataset)

@@ -261,10 +261,6 @@ def judge(rows: Sequence[ResultRow], policy: Policy = Policy(), run_id: str | No
     return Report(run_id=target, policy=policy, verdicts=tuple(verdicts))
 
 
-def _clean(row: ResultRow) -> bool:
-    return row.outcome == "ok" and row.validity == "VALID" and night_value(row) is not None
-
-
 def _judge_series(
     key: tuple[str, str, str], now: list[ResultRow], past: list[ResultRow], policy: Policy
 ) -> Verdict:
@@ -281,7 +277,8 @@ def _judge_series(
         history = [p for p in past if p.mode == "performance"]
         prev = history[-1] if history else None
         nights = [p for p in history if p.profile == perf.profile and p.synthetic == perf.synthetic] + [perf]
-        values = [night_value(r) if _clean(r) else None for r in nights]
+        # None: no clean night (failed, missing or INVALID), left out of every baseline
+        values = [night_value(r) if r.outcome == "ok" and r.validity == "VALID" else None for r in nights]
         step = walk(values, policy, lower)[-1]
         fields = _step_fields(step, nights, policy, lower, perf.metric)
         if prev is not None and perf.validity and prev.validity and perf.validity != prev.validity:

@@ -85,9 +85,8 @@ def waves(hosts: Sequence[str], groups: Iterable[Sequence[str]]) -> list[list[st
 
 def sharing_line(group: Sequence[str], facts: Mapping[str, Mapping[str, Any]], mode: str) -> str:
     """One line for the log: who shares, how it was found, what the run does about it."""
-    how = "the inventory's fleet_shared_host" if not facts[group[0]].get("boot_id") or any(
-        not _share_cpus(facts[group[0]], facts[h]) for h in group[1:]
-    ) else "one kernel, overlapping CPUs"
+    found = all(_share_cpus(facts[group[0]], facts[h]) for h in group[1:])
+    how = "one kernel, overlapping CPUs" if found else "the inventory's fleet_shared_host"
     then = ("their benchmarks run one at a time" if mode == ONE_AT_A_TIME
             else "their results are marked as measured while sharing (shared_hardware: together)")
     return f"{', '.join(group)} share hardware ({how}): {then}"

@@ -185,9 +185,8 @@ def _plot_png(
             if invalid:
                 ax.scatter(*zip(*invalid, strict=True), s=70, facecolors="white", edgecolors=line.get_color(),
                            zorder=3)  # fmt: skip
-            ring = {"regression": "red", "suspect": "orange"}.get(verdict.state if verdict else "")
-            if verdict is not None and verdict.regression:
-                ring = "red"
+            ring = None if verdict is None else "red" if verdict.regression else (
+                "orange" if verdict.state == SUSPECT else None)
             if ring:
                 last = [(t, v) for t, v, p in zip(times, values, points, strict=True) if p.run_id == run_id]
                 if last:
